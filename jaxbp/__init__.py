@@ -1,0 +1,5 @@
+"""jaxbp: backprop by hand, at full speed."""
+
+from jaxbp import gradcheck, ops
+
+__all__ = ["gradcheck", "ops"]

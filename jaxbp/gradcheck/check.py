@@ -1,0 +1,249 @@
+"""check_vjp: a hand-written backward against autodiff and finite differences."""
+
+import dataclasses
+import functools
+import inspect
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbp import ops
+
+
+class GradientCheckError(AssertionError):
+  """A hand-written backward disagrees with autodiff or finite differences."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ArgErrors:
+  """Max errors of one differentiated argument's cotangent.
+
+  Relative errors are normwise: the max absolute error divided by the max
+  magnitude of the trusted value (autodiff, resp. the finite differences).
+  """
+
+  name: str
+  shape: tuple[int, ...]
+  autodiff_abs: float
+  autodiff_rel: float
+  fd_abs: float
+  fd_rel: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """What :func:`check_vjp` measured, one entry per differentiated argument."""
+
+  op: str
+  args: tuple[ArgErrors, ...]
+  failures: tuple[str, ...]
+
+  @property
+  def ok(self) -> bool:
+    return not self.failures
+
+  @property
+  def autodiff_rel(self) -> float:
+    return max((a.autodiff_rel for a in self.args), default=0.0)
+
+  @property
+  def fd_rel(self) -> float:
+    return max((a.fd_rel for a in self.args), default=0.0)
+
+
+def _name(fn) -> str:
+  fn = getattr(fn, "func", fn)  # functools.partial
+  return getattr(fn, "__name__", repr(fn))
+
+
+def _arg_names(fn, n: int) -> list[str]:
+  try:
+    params = list(inspect.signature(getattr(fn, "fun", fn)).parameters)
+  except (TypeError, ValueError):
+    params = []
+  return [params[i] if i < len(params) else f"arg{i}" for i in range(n)]
+
+
+def is_float(x) -> bool:
+  return jnp.issubdtype(jnp.result_type(x), jnp.floating)
+
+
+def _max_abs(x) -> float:
+  x = np.asarray(x)
+  return float(np.max(np.abs(x))) if x.size else 0.0
+
+
+def _errors(got, want) -> tuple[float, float]:
+  err = _max_abs(np.asarray(got) - np.asarray(want))
+  return err, err / max(_max_abs(want), np.finfo(np.float64).tiny)
+
+
+def _restrict(f, args, argnums):
+  """Returns `f` as a function of `args[argnums]`, the other args held fixed."""
+
+  def g(*diff):
+    full = list(args)
+    for i, d in zip(argnums, diff, strict=True):
+      full[i] = d
+    return f(*full)
+
+  return g
+
+
+def _basis_or_random(rng, shape, limit: int, count: int) -> jax.Array:
+  """Unit vectors spanning `shape` when it is small, else random directions."""
+  size = int(np.prod(shape))
+  if size <= limit:
+    return np.eye(size).reshape(size, *shape)
+  return rng.standard_normal((count, *shape))
+
+
+def check_vjp(
+    fn: Callable,
+    *args: Any,
+    argnums: Sequence[int] | None = None,
+    static: dict[str, Any] | None = None,
+    reference: Callable | None = None,
+    rtol: float = 1e-9,
+    atol: float = 1e-12,
+    fd_rtol: float = 1e-5,
+    fd_atol: float = 1e-10,
+    eps: float = 1e-5,
+    max_jacobian: int = 256,
+    num_random: int = 4,
+    seed: int = 0,
+    raise_on_error: bool = True,
+) -> Result:
+  r"""Compares ``jax.vjp(fn)``, i.e. the hand-written rule, with two oracles.
+
+  All in float64 (float arguments are cast):
+
+  (a) autodiff of the plain forward ``reference`` (default
+  ``ops.plain(fn)``): the full Jacobian when the output has at most
+  ``max_jacobian`` entries, else ``num_random`` random cotangents;
+  (b) central finite differences :math:`u^\top (f(x + \epsilon v) -
+  f(x - \epsilon v)) / 2\epsilon` against :math:`\langle \bar{x}(u), v
+  \rangle` for a random cotangent :math:`u`, along every unit vector
+  :math:`v` of an argument with at most ``max_jacobian`` entries, else along
+  ``num_random`` random directions.
+
+  An argument passes when ``max|err| <= atol + rtol * max|oracle|``
+  (``fd_atol``, ``fd_rtol`` for finite differences).
+
+  Args:
+    fn: the op (a ``jax.custom_vjp``) or any function with a custom rule.
+    *args: its array arguments; integer ones (labels, keys) are held fixed.
+    argnums: which arguments to differentiate; default every float one.
+    static: keyword hyperparameters passed to both ``fn`` and ``reference``.
+    reference: the plain forward autodiff differentiates.
+    rtol, atol, fd_rtol, fd_atol: tolerances, see above.
+    eps: finite-difference step.
+    max_jacobian, num_random: exhaustive versus random probing, see above.
+    seed: seeds the random cotangents and directions.
+    raise_on_error: raise :class:`GradientCheckError` past tolerance.
+
+  Returns:
+    A :class:`Result` with per-argument max absolute and relative errors.
+  """
+  static = static or {}
+  name = _name(fn)
+  reference = reference or ops.plain(fn)
+  rng = np.random.default_rng(seed)
+  with jax.enable_x64(True):
+    args = [
+        jnp.asarray(a, jnp.float64) if is_float(a) else jnp.asarray(a)
+        for a in args
+    ]
+    if argnums is None:
+      argnums = [i for i, a in enumerate(args) if is_float(a)]
+    names = _arg_names(fn, len(args))
+
+    manual = _restrict(functools.partial(fn, **static), args, argnums)
+    plain = _restrict(functools.partial(reference, **static), args, argnums)
+    diff = [args[i] for i in argnums]
+    y = jax.eval_shape(manual, *diff)
+    cts = _basis_or_random(rng, y.shape, max_jacobian, num_random)
+    u = rng.standard_normal(y.shape)
+    # One compiled program per oracle: eager vmap would compile every
+    # primitive separately, which dominates the cost on small inputs.
+    got, want, dx = _vjps(manual, plain, diff, cts, u)
+    directions = [
+        _basis_or_random(rng, x.shape, max_jacobian, num_random) for x in diff
+    ]
+    fds = _central_differences(manual, diff, u, directions, eps)
+    arg_errors, failures = [], []
+    for k, i in enumerate(argnums):
+      ad_abs, ad_rel = _errors(got[k], want[k])
+      fd = np.asarray(fds[k])
+      pred = np.tensordot(directions[k], np.asarray(dx[k]), dx[k].ndim)
+      fd_abs, fd_rel = _errors(pred, fd)
+      label = f"{names[i]} {tuple(args[i].shape)}"
+      arg_errors.append(
+          ArgErrors(
+              names[i], tuple(args[i].shape), ad_abs, ad_rel, fd_abs, fd_rel
+          )
+      )
+      if not ad_abs <= atol + rtol * _max_abs(want[k]):
+        failures.append(
+            f"{name}: argument {label}: max |manual - autodiff| = {ad_abs:.3e}"
+            f" (relative {ad_rel:.3e}) exceeds atol={atol:g} + rtol={rtol:g}"
+        )
+      if not fd_abs <= fd_atol + fd_rtol * _max_abs(fd):
+        failures.append(
+            f"{name}: argument {label}: max |manual - finite differences| ="
+            f" {fd_abs:.3e} (relative {fd_rel:.3e}, eps={eps:g}) exceeds"
+            f" atol={fd_atol:g} + rtol={fd_rtol:g}"
+        )
+  result = Result(name, tuple(arg_errors), tuple(failures))
+  if failures and raise_on_error:
+    raise GradientCheckError("\n".join(failures))
+  return result
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _vjps(manual, plain, diff, cts, u):
+  """Returns manual and autodiff VJPs of every cotangent, and manual's at u."""
+  _, vjp_manual = jax.vjp(manual, *diff)
+  _, vjp_plain = jax.vjp(plain, *diff)
+  return jax.vmap(vjp_manual)(cts), jax.vmap(vjp_plain)(cts), vjp_manual(u)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _central_differences(f, diff, u, directions, eps):
+  r"""Returns :math:`u^\top (f(x + \epsilon v) - f(x - \epsilon v)) / 2\epsilon`
+  for every direction :math:`v` of every argument, one argument at a time."""
+
+  def along(k, v):
+    def at(x_k):
+      return f(*diff[:k], x_k, *diff[k + 1 :])
+
+    return jnp.vdot(u, at(diff[k] + eps * v) - at(diff[k] - eps * v)) / (
+        2 * eps
+    )
+
+  return [
+      jax.vmap(functools.partial(along, k))(v) for k, v in enumerate(directions)
+  ]
+
+
+def fwd_bwd_seconds(f: Callable, *args: Any, repeats: int = 20) -> float:
+  """Returns the median time of one jitted forward + backward of `f`."""
+  diff = [i for i, a in enumerate(args) if is_float(a)]
+
+  def step(*a):
+    y, vjp_fn = jax.vjp(_restrict(f, a, diff), *[a[i] for i in diff])
+    return vjp_fn(jnp.ones_like(y))
+
+  step = jax.jit(step)
+  jax.block_until_ready(step(*args))
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(step(*args))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)

@@ -1,0 +1,134 @@
+"""Elementwise activations, each saving only what its derivative reads."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxbp.ops import _checks
+
+
+@jax.custom_vjp
+def relu(x: jax.Array) -> jax.Array:
+  r"""Rectified linear unit, :math:`y = \max(x, 0)`."""
+  return _relu_fwd(x)[0]
+
+
+def _relu_fwd(x):
+  _checks.floating("relu", x=x)
+  mask = x > 0
+  return jnp.where(mask, x, 0).astype(x.dtype), mask
+
+
+def _relu_bwd(mask, dy):
+  r"""The residual is the 1-byte mask :math:`x > 0` (the derivative at 0 is 0).
+
+  .. math::
+    \bar{x} = \bar{y} \odot [x > 0].
+  """
+  return (jnp.where(mask, dy, 0).astype(dy.dtype),)
+
+
+relu.defvjp(_relu_fwd, _relu_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def leaky_relu(x: jax.Array, negative_slope: float = 0.01) -> jax.Array:
+  r"""Leaky ReLU, :math:`y = x` for :math:`x \ge 0`, else :math:`a x`."""
+  return _leaky_relu_fwd(x, negative_slope)[0]
+
+
+def _leaky_relu_fwd(x, negative_slope):
+  _checks.floating("leaky_relu", x=x)
+  mask = x >= 0
+  return jnp.where(mask, x, negative_slope * x).astype(x.dtype), mask
+
+
+def _leaky_relu_bwd(negative_slope, mask, dy):
+  r"""The residual is the mask :math:`x \ge 0` (slope 1 at the kink, like jax.nn).
+
+  .. math::
+    \bar{x} = \bar{y} \odot ([x \ge 0] + a\,[x < 0]).
+  """
+  return (jnp.where(mask, dy, negative_slope * dy).astype(dy.dtype),)
+
+
+leaky_relu.defvjp(_leaky_relu_fwd, _leaky_relu_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def elu(x: jax.Array, alpha: float = 1.0) -> jax.Array:
+  r"""Exponential linear unit, :math:`y = x` for :math:`x > 0`, else
+  :math:`\alpha (e^x - 1)`; ``alpha`` must be non-negative."""
+  return _elu_fwd(x, alpha)[0]
+
+
+def _elu_fwd(x, alpha):
+  _checks.floating("elu", x=x)
+  if alpha < 0:
+    raise ValueError(f"elu: alpha must be >= 0, got {alpha}.")
+  # expm1 of min(x, 0) so the unused branch never overflows to inf.
+  y = jnp.where(x > 0, x, alpha * jnp.expm1(jnp.minimum(x, 0)))
+  return y.astype(x.dtype), y
+
+
+def _elu_bwd(alpha, y, dy):
+  r"""The residual is the output alone: for :math:`x \le 0`,
+  :math:`y' = \alpha e^x = y + \alpha`, and :math:`y > 0 \iff x > 0` since
+  :math:`\alpha \ge 0`.
+
+  .. math::
+    \bar{x} = \bar{y} \odot ([y > 0] + [y \le 0]\,(y + \alpha)).
+  """
+  return (jnp.where(y > 0, dy, dy * (y + alpha)).astype(dy.dtype),)
+
+
+elu.defvjp(_elu_fwd, _elu_bwd)
+
+
+@jax.custom_vjp
+def tanh(x: jax.Array) -> jax.Array:
+  r"""Hyperbolic tangent, :math:`y = \tanh x`."""
+  return _tanh_fwd(x)[0]
+
+
+def _tanh_fwd(x):
+  _checks.floating("tanh", x=x)
+  y = jnp.tanh(x)
+  return y, y
+
+
+def _tanh_bwd(y, dy):
+  r"""The residual is the output:
+
+  .. math::
+    \bar{x} = \bar{y} \odot (1 - y^2).
+  """
+  return (dy * (1 - y * y),)
+
+
+tanh.defvjp(_tanh_fwd, _tanh_bwd)
+
+
+@jax.custom_vjp
+def sigmoid(x: jax.Array) -> jax.Array:
+  r"""Logistic sigmoid, :math:`y = 1 / (1 + e^{-x})`."""
+  return _sigmoid_fwd(x)[0]
+
+
+def _sigmoid_fwd(x):
+  _checks.floating("sigmoid", x=x)
+  y = jax.lax.logistic(x)
+  return y, y
+
+
+def _sigmoid_bwd(y, dy):
+  r"""The residual is the output:
+
+  .. math::
+    \bar{x} = \bar{y} \odot y (1 - y).
+  """
+  return (dy * y * (1 - y),)
+
+
+sigmoid.defvjp(_sigmoid_fwd, _sigmoid_bwd)

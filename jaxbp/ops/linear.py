@@ -1,0 +1,67 @@
+"""The affine layer y = x @ w + b with its hand-derived backward."""
+
+import jax
+import jax.numpy as jnp
+
+from jaxbp.ops import _checks
+
+
+@jax.custom_vjp
+def linear(x: jax.Array, w: jax.Array, b: jax.Array | None) -> jax.Array:
+  r"""Applies an affine map in Flax's kernel layout.
+
+  With :math:`x \in \mathbb{R}^{\dots \times n}`, :math:`w \in \mathbb{R}^{n
+  \times m}` and :math:`b \in \mathbb{R}^m` (or ``None`` for no bias),
+
+  .. math::
+    y = x w + b.
+
+  Args:
+    x: inputs of shape ``(..., in)``.
+    w: kernel of shape ``(in, out)``.
+    b: bias of shape ``(out,)``, or ``None``.
+
+  Returns:
+    Outputs of shape ``(..., out)``.
+  """
+  return _linear_fwd(x, w, b)[0]
+
+
+def _linear_fwd(x, w, b):
+  _checks.floating("linear", x=x, w=w)
+  _checks.rank("linear", "x", x, min_ndim=1)
+  _checks.rank("linear", "w", w, ndim=2)
+  n = _checks.shape_of(x)[-1]
+  _checks.shape(
+      "linear",
+      "w",
+      w,
+      (n, w.shape[1]),
+      f"(in, out) with in = x.shape[-1] = {n}",
+  )
+  y = jnp.matmul(x, w)
+  if b is not None:
+    _checks.floating("linear", b=b)
+    _checks.shape("linear", "b", b, (w.shape[1],), "(out,) = w.shape[1:]")
+    y = y + b
+  # An empty tuple (not None) marks a bias in the residual's tree structure,
+  # which stays static under jit and vmap; the bias values are not needed.
+  return y, (x, w, None if b is None else ())
+
+
+def _linear_bwd(res, dy):
+  r"""With :math:`\bar{y}` flattened to rows over the leading axes,
+
+  .. math::
+    \bar{x} = \bar{y} w^\top, \qquad \bar{w} = x^\top \bar{y}, \qquad
+    \bar{b} = \textstyle\sum_{\text{rows}} \bar{y}.
+  """
+  x, w, bias_marker = res
+  lead = tuple(range(dy.ndim - 1))
+  dx = jnp.matmul(dy, w.T).astype(x.dtype)
+  dw = jnp.tensordot(x, dy, (lead, lead)).astype(w.dtype)
+  db = jnp.sum(dy, lead).astype(w.dtype) if bias_marker is not None else None
+  return dx, dw, db
+
+
+linear.defvjp(_linear_fwd, _linear_bwd)

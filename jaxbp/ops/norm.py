@@ -1,0 +1,152 @@
+"""Batch and layer normalization with single-pass hand-derived backwards."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxbp.ops import _checks, _dtypes
+
+
+def _check(op, x, gamma, beta, min_ndim):
+  _checks.floating(op, x=x, gamma=gamma, beta=beta)
+  _checks.rank(op, "x", x, min_ndim=min_ndim)
+  c = _checks.shape_of(x)[-1]
+  for name, p in (("gamma", gamma), ("beta", beta)):
+    _checks.shape(op, name, p, (c,), f"one per channel, x.shape[-1] = {c}")
+
+
+def _normalize(x, axes, eps):
+  """Returns x_hat and rstd in the statistics dtype (float32 for bf16/f16)."""
+  z = x.astype(_dtypes.stat_dtype(x))
+  mean = jnp.mean(z, axes, keepdims=True)
+  # Two-pass variance: E[(x - mean)^2] stays accurate when |mean| >> std.
+  rstd = jax.lax.rsqrt(
+      jnp.mean(jnp.square(z - mean), axes, keepdims=True) + eps
+  )
+  return (z - mean) * rstd, rstd
+
+
+def _scale_shift(x_hat, gamma, beta, dtype):
+  return (gamma.astype(x_hat.dtype) * x_hat + beta).astype(dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float = 1e-5
+) -> jax.Array:
+  r"""Normalizes each channel over the batch, then scales and shifts it.
+
+  With :math:`\mu, \sigma^2` the mean and biased variance over all axes but
+  the last (training-mode statistics; running averages live in ``jaxbp.nn``),
+
+  .. math::
+    \hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}, \qquad
+    y = \gamma \hat{x} + \beta.
+
+  Args:
+    x: inputs of shape ``(..., C)`` with at least two axes.
+    gamma: scale of shape ``(C,)``.
+    beta: shift of shape ``(C,)``.
+    eps: added to the variance.
+  """
+  return _batch_norm_fwd(x, gamma, beta, eps)[0]
+
+
+def _batch_norm_fwd(x, gamma, beta, eps):
+  _check("batch_norm", x, gamma, beta, min_ndim=2)
+  x_hat, rstd = _normalize(x, tuple(range(x.ndim - 1)), eps)
+  y = _scale_shift(x_hat, gamma, beta, x.dtype)
+  return y, (x_hat.astype(x.dtype), rstd, gamma)
+
+
+def _batch_norm_bwd(eps, res, dy):
+  r"""With :math:`M` the number of reductions per channel,
+  :math:`\bar\beta = \sum \bar{y}` and :math:`\bar\gamma = \sum \bar{y}
+  \hat{x}` (sums over all axes but the last), the chain rule through
+  :math:`\mu` and :math:`\sigma^2` collapses to one elementwise pass:
+
+  .. math::
+    \bar{x} = \frac{\gamma}{\sqrt{\sigma^2+\epsilon}} \Big(\bar{y}
+      - \frac{\bar\beta}{M} - \hat{x} \frac{\bar\gamma}{M}\Big).
+  """
+  del eps  # Used on the forward pass only.
+  x_hat, rstd, gamma = res
+  axes = tuple(range(dy.ndim - 1))
+  f = rstd.dtype
+  dy32, x_hat32 = dy.astype(f), x_hat.astype(f)
+  dbeta = jnp.sum(dy32, axes)
+  dgamma = jnp.sum(dy32 * x_hat32, axes)
+  m = dy.size // dy.shape[-1]
+  dx = (gamma.astype(f) * rstd) * (dy32 - (dbeta + x_hat32 * dgamma) / m)
+  return (
+      dx.astype(dy.dtype),
+      dgamma.astype(gamma.dtype),
+      dbeta.astype(gamma.dtype),
+  )
+
+
+batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def layer_norm(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float = 1e-5
+) -> jax.Array:
+  r"""Normalizes each sample over its last axis, then scales and shifts it.
+
+  With :math:`\mu, \sigma^2` the mean and biased variance over the last axis,
+
+  .. math::
+    \hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}, \qquad
+    y = \gamma \hat{x} + \beta.
+
+  Args:
+    x: inputs of shape ``(..., C)``.
+    gamma: scale of shape ``(C,)``.
+    beta: shift of shape ``(C,)``.
+    eps: added to the variance.
+  """
+  return _layer_norm_fwd(x, gamma, beta, eps)[0]
+
+
+def _layer_norm_fwd(x, gamma, beta, eps):
+  _check("layer_norm", x, gamma, beta, min_ndim=1)
+  x_hat, rstd = _normalize(x, -1, eps)
+  y = _scale_shift(x_hat, gamma, beta, x.dtype)
+  return y, (x_hat.astype(x.dtype), rstd, gamma)
+
+
+def _layer_norm_bwd(eps, res, dy):
+  r"""With :math:`g = \gamma \bar{y}` and :math:`\langle\cdot\rangle` the mean
+  over the last axis (per sample),
+
+  .. math::
+    \bar{x} = \frac{g - \langle g \rangle - \hat{x} \langle g \hat{x}
+      \rangle}{\sqrt{\sigma^2+\epsilon}}, \quad
+    \bar\gamma = \textstyle\sum \bar{y} \hat{x}, \quad
+    \bar\beta = \textstyle\sum \bar{y},
+
+  the last two summed over all axes but the last.
+  """
+  del eps  # Used on the forward pass only.
+  x_hat, rstd, gamma = res
+  lead = tuple(range(dy.ndim - 1))
+  f = rstd.dtype
+  dy32, x_hat32 = dy.astype(f), x_hat.astype(f)
+  g = gamma.astype(f) * dy32
+  dx = rstd * (
+      g
+      - jnp.mean(g, -1, keepdims=True)
+      - x_hat32 * jnp.mean(g * x_hat32, -1, keepdims=True)
+  )
+  dgamma = jnp.sum(dy32 * x_hat32, lead)
+  dbeta = jnp.sum(dy32, lead)
+  return (
+      dx.astype(dy.dtype),
+      dgamma.astype(gamma.dtype),
+      dbeta.astype(gamma.dtype),
+  )
+
+
+layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)

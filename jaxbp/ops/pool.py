@@ -1,0 +1,202 @@
+"""Max, average and global average pooling (NHWC) with hand-derived backwards."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbp.ops import _checks
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def max_pool2d(x, window=3, stride=2, padding=1):
+  r"""Takes the maximum over each ``window x window`` patch, padding with −∞.
+
+  .. math::
+    y_{nhwc} = \max_{0 \le i, j < k} x_{p,\,n,\,sh+i,\,sw+j,\,c}.
+
+  Args:
+    x: inputs of shape ``(batch, height, width, channels)``.
+    window: the side k of the square window, an int >= 1.
+    stride: the step s between windows, an int >= 1.
+    padding: the number p of −∞ rows and columns added on every side.
+
+  Returns:
+    Outputs of shape ``(batch, (height + 2p - k) // s + 1, ..., channels)``.
+  """
+  return _max_pool2d_fwd(x, window, stride, padding)[0]
+
+
+def _max_pool2d_fwd(x, window, stride, padding):
+  _check("max_pool2d", x, window, stride, padding)
+  y = _reduce_window(x, -jnp.inf, jax.lax.max, window, stride, padding)
+  return y, (x, y)
+
+
+def _max_pool2d_bwd(window, stride, padding, res, dy):
+  r"""Routes each output's cotangent to the input that was its maximum.
+
+  .. math::
+    \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{y}_{nhwc} \;
+    \text{for the first } (i, j) \text{ with } x_{p,\,n,\,sh+i,\,sw+j,\,c}
+    = y_{nhwc}.
+
+  Tie rule: among equal maxima the first in row-major window order (i, then
+  j) takes the whole cotangent, as autodiff of ``lax.reduce_window`` does
+  (its ``select_and_scatter`` with ``>=`` keeps the earliest). The offsets
+  are scanned in that order with a "not yet routed" mask; the routed
+  cotangents are accumulated with pads and reshapes, not a scatter.
+  """
+  x, y = res
+  todo = jnp.ones(y.shape, bool)
+  parts = []
+  for i, j, xs in _windows(x, -jnp.inf, window, stride, padding, y.shape):
+    hit = todo & (xs == y)
+    todo &= ~hit
+    parts.append((i, j, jnp.where(hit, dy, jnp.zeros((), dy.dtype))))
+  return (_col2im(parts, x.shape, window, stride, padding),)
+
+
+max_pool2d.defvjp(_max_pool2d_fwd, _max_pool2d_bwd)
+
+
+def _max_pool_reference(x, window=3, stride=2, padding=1):
+  """``lax.reduce_window`` with ``lax.max``: what autodiff differentiates."""
+  _check("max_pool2d", x, window, stride, padding)
+  return _reduce_window(x, -jnp.inf, jax.lax.max, window, stride, padding)
+
+
+max_pool2d.reference = _max_pool_reference
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def avg_pool2d(x, window=2, stride=2, padding=0):
+  r"""Averages each ``window x window`` patch of the zero-padded input.
+
+  .. math::
+    y_{nhwc} = \frac{1}{k^2} \textstyle\sum_{0 \le i, j < k}
+    x_{p,\,n,\,sh+i,\,sw+j,\,c},
+
+  dividing by the full window, padding included (PyTorch's
+  ``count_include_pad=True``). Arguments as for :func:`max_pool2d`.
+  """
+  return _avg_pool2d_fwd(x, window, stride, padding)[0]
+
+
+def _avg_pool2d_fwd(x, window, stride, padding):
+  _check("avg_pool2d", x, window, stride, padding)
+  y = _reduce_window(x, 0.0, jax.lax.add, window, stride, padding)
+  return y / window**2, x.shape
+
+
+def _avg_pool2d_bwd(window, stride, padding, x_shape, dy):
+  r""".. math:: \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{y}_{nhwc}
+  / k^2 \quad \text{for every } 0 \le i, j < k."""
+  g = dy / window**2
+  parts = [(i, j, g) for i in range(window) for j in range(window)]
+  return (_col2im(parts, x_shape, window, stride, padding),)
+
+
+avg_pool2d.defvjp(_avg_pool2d_fwd, _avg_pool2d_bwd)
+
+
+@jax.custom_vjp
+def global_avg_pool(x):
+  r"""Averages over height and width: NHWC → NC.
+
+  .. math::
+    y_{nc} = \frac{1}{HW} \textstyle\sum_{hw} x_{nhwc}.
+  """
+  return _global_avg_pool_fwd(x)[0]
+
+
+def _global_avg_pool_fwd(x):
+  _checks.floating("global_avg_pool", x=x)
+  _checks.rank("global_avg_pool", "x", x, ndim=4)
+  return jnp.mean(x, (1, 2)), x.shape
+
+
+def _global_avg_pool_bwd(x_shape, dy):
+  r""".. math:: \bar{x}_{nhwc} = \bar{y}_{nc} / (HW)."""
+  h, w = x_shape[1:3]
+  return (jnp.broadcast_to((dy / (h * w))[:, None, None, :], x_shape),)
+
+
+global_avg_pool.defvjp(_global_avg_pool_fwd, _global_avg_pool_bwd)
+
+
+def _reduce_window(x, init, op, window, stride, padding):
+  pad = (padding, padding)
+  return jax.lax.reduce_window(
+      x,
+      # A concrete init lets lax see the max/add monoid (differentiable).
+      np.asarray(init, x.dtype),
+      op,
+      (1, window, window, 1),
+      (1, stride, stride, 1),
+      ((0, 0), pad, pad, (0, 0)),
+  )
+
+
+def _phases(size, window, stride, padding):
+  """Rows m of the phase grid: padded row s*m + a holds phase a, row m."""
+  out = (size + 2 * padding - window) // stride + 1
+  return out, out + (window - 1) // stride
+
+
+def _windows(x, fill, window, stride, padding, y_shape):
+  """Yields (i, j, x_p[:, s*h + i, s*w + j]) in row-major window order.
+
+  The padded input is cut into s x s phases by a reshape, so window offset
+  (i, j) is phase (i % s, j % s) shifted by (i // s, j // s): plain slices.
+  """
+  n, h, w, c = x.shape
+  (oh, mh), (ow, mw) = (_phases(d, window, stride, padding) for d in (h, w))
+  s, p = stride, padding
+  # Negative high padding drops the rows no window reaches.
+  cfg = ((0, 0, 0), (p, s * mh - h - p, 0), (p, s * mw - w - p, 0), (0, 0, 0))
+  xp = jax.lax.pad(x, jnp.asarray(fill, x.dtype), cfg)
+  xp = xp.reshape(n, mh, s, mw, s, c)
+  for i in range(window):
+    for j in range(window):
+      u, v = i // s, j // s
+      yield i, j, xp[:, u : u + oh, i % s, v : v + ow, j % s]
+
+
+def _col2im(parts, x_shape, window, stride, padding):
+  """Sums cotangents (i, j, g) into x_p[:, s*h + i, s*w + j], crops padding."""
+  n, h, w, c = x_shape
+  (oh, mh), (ow, mw) = (_phases(d, window, stride, padding) for d in (h, w))
+  s, p = stride, padding
+  grid = {}
+  for i, j, g in parts:
+    u, v = i // s, j // s
+    g = jnp.pad(g, ((0, 0), (u, mh - oh - u), (v, mw - ow - v), (0, 0)))
+    key = (i % s, j % s)
+    grid[key] = grid[key] + g if key in grid else g
+  zero = jnp.zeros((n, mh, mw, c), parts[0][2].dtype)
+  rows = [
+      jnp.stack([grid.get((a, e), zero) for e in range(s)], 3) for a in range(s)
+  ]
+  dxp = jnp.stack(rows, 2).reshape(n, s * mh, s * mw, c)
+  cfg = ((0, 0, 0), (-p, h + p - s * mh, 0), (-p, w + p - s * mw, 0), (0, 0, 0))
+  return jax.lax.pad(dxp, jnp.zeros((), dxp.dtype), cfg)
+
+
+def _check(op, x, window, stride, padding):
+  _checks.floating(op, x=x)
+  _checks.rank(op, "x", x, ndim=4)
+  for name, value, low in (
+      ("window", window, 1),
+      ("stride", stride, 1),
+      ("padding", padding, 0),
+  ):
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+      raise ValueError(f"{op}: {name} must be an int >= {low}, got {value!r}.")
+  h, w = x.shape[1:3]
+  if min(h, w) + 2 * padding < window:
+    raise ValueError(
+        f"{op}: the {window}x{window} window is larger than the input of shape"
+        f" {x.shape} padded by {padding} on each side."
+    )

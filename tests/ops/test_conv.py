@@ -1,0 +1,190 @@
+"""conv2d: every formulation against lax over strides, paddings and sizes.
+
+The shared contracts (jit, vmap, dtypes, custom rule, spy) run in
+test_contracts.py; here each path choose_impl can pick is forced and checked.
+"""
+
+import itertools
+
+import jax
+import jax.extend.core
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import test_util
+
+from jaxbp import ops
+from jaxbp.ops import conv
+
+LAX, MATMUL = ("lax",) * 3, ("matmul",) * 3
+# (x shape, kernel (kh, kw, out), stride, padding): odd sizes, 1x1 and 2x2
+# maps, kernels wider than the map, strides 1-3, every padding kind.
+CONFIGS = [
+    ((2, 5, 7, 3), (3, 3, 4), 1, "SAME"),
+    ((2, 5, 7, 3), (3, 3, 4), 2, "SAME"),
+    ((1, 7, 6, 2), (3, 3, 3), 3, "SAME"),
+    ((2, 6, 5, 2), (3, 3, 3), 2, "VALID"),
+    ((1, 7, 7, 1), (2, 3, 2), 3, "VALID"),
+    ((2, 4, 5, 2), (3, 3, 2), 1, 0),
+    ((2, 4, 4, 2), (3, 3, 2), 2, 1),
+    ((1, 3, 5, 2), (3, 3, 2), 3, 2),
+    ((2, 1, 1, 4), (3, 3, 3), 1, "SAME"),
+    ((2, 2, 2, 3), (3, 3, 3), 1, 1),
+    ((2, 2, 2, 3), (1, 1, 5), 1, 2),
+    ((1, 2, 2, 1), (3, 3, 512), 1, "SAME"),
+    ((1, 2, 2, 512), (3, 3, 1), 2, 1),
+]
+
+
+def _reference(x, w, b, stride, padding):
+  pads = ((padding,) * 2,) * 2 if isinstance(padding, int) else padding
+  y = jax.lax.conv_general_dilated(
+      x, w, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
+  return y + b
+
+
+def _args(x_shape, kernel, seed=0, dtype=jnp.float64):
+  rng = np.random.default_rng(seed)
+  kh, kw, out = kernel
+  x = rng.standard_normal(x_shape)
+  w = rng.standard_normal((kh, kw, x_shape[3], out)) / np.sqrt(kh * kw)
+  b = rng.standard_normal(out)
+  return [jnp.asarray(a, dtype) for a in (x, w, b)]
+
+
+def _assert_close(got, want, rtol):
+  for g, r in zip(got, want, strict=True):
+    assert g.shape == r.shape
+    assert float(jnp.max(jnp.abs(g - r))) <= rtol * float(jnp.max(jnp.abs(r)))
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding", CONFIGS)
+def test_every_formulation_matches_lax_autodiff(
+    x_shape, kernel, stride, padding, x64
+):
+  x, w, b = _args(x_shape, kernel)
+  y, vjp = jax.vjp(lambda *a: _reference(*a, stride, padding), x, w, b)
+  dy = jnp.asarray(np.random.default_rng(1).standard_normal(y.shape))
+  want = (y, *vjp(dy))
+  impls = [*itertools.product(("lax", "matmul"), repeat=3), None]
+  for impl in impls:
+    if impl is None:
+      fn = lambda *a: ops.conv2d(*a, stride, padding)
+    else:
+      fn = lambda *a: conv._conv2d_forced(*a, stride, padding, impl)
+    got, vjp = jax.vjp(fn, x, w, b)
+    _assert_close((got, *vjp(dy)), want, 1e-12)
+
+
+@pytest.mark.parametrize("impl", [LAX, MATMUL], ids=["lax", "matmul"])
+@pytest.mark.parametrize(
+    "x_shape, kernel, stride, padding",
+    [((1, 5, 4, 2), (3, 3, 2), 2, 1), ((2, 2, 2, 2), (3, 3, 3), 1, "SAME")],
+)
+def test_finite_differences_second_order(
+    impl, x_shape, kernel, stride, padding, x64
+):
+  f = lambda *a: conv._conv2d_forced(*a, stride, padding, impl)
+  test_util.check_grads(f, _args(x_shape, kernel), order=2, modes=["rev"])
+
+
+@pytest.mark.parametrize("impl", [LAX, MATMUL], ids=["lax", "matmul"])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_dtype_is_kept_on_every_path(impl, dtype):
+  x, w, b = _args((2, 4, 4, 3), (3, 3, 4), dtype=dtype)
+  f = lambda *a: jnp.sum(conv._conv2d_forced(*a, 2, "SAME", impl) ** 2)
+  y = conv._conv2d_forced(x, w, b, 2, "SAME", impl)
+  assert y.dtype == dtype
+  ref = _reference(*(a.astype(jnp.float32) for a in (x, w, b)), 2, "SAME")
+  assert float(jnp.max(jnp.abs(y.astype(jnp.float32) - ref))) < 0.05 * float(
+      jnp.max(jnp.abs(ref))
+  )
+  assert all(g.dtype == dtype for g in jax.grad(f, (0, 1, 2))(x, w, b))
+
+
+def test_no_bias_gives_no_bias_cotangent(x64):
+  x, w, _ = _args((2, 3, 3, 2), (3, 3, 2))
+  y, vjp = jax.vjp(lambda x, w: ops.conv2d(x, w, None), x, w)
+  ref, ref_vjp = jax.vjp(lambda x, w: _reference(x, w, 0.0, 1, "SAME"), x, w)
+  dy = jnp.ones_like(y)
+  _assert_close((y, *vjp(dy)), (ref, *ref_vjp(dy)), 1e-12)
+
+
+def test_choice_depends_on_backend_and_shape():
+  # The VGG layers at batch 128 (see benchmarks/conv.py for the timings).
+  assert conv.choose_impl((128, 2, 2, 512), (3, 3, 512, 512)) == MATMUL
+  assert conv.choose_impl((128, 4, 4, 512), (3, 3, 512, 512)) == LAX
+  assert conv.choose_impl((128, 8, 8, 256), (3, 3, 256, 256)) == (
+      "lax",
+      "lax",
+      "matmul",
+  )
+  assert conv.choose_impl((128, 32, 32, 3), (3, 3, 3, 64)) == (
+      "lax",
+      "matmul",
+      "matmul",
+  )
+  # Output pixels decide, so a stride that shrinks the map counts.
+  assert conv.choose_impl((1, 6, 6, 64), (3, 3, 64, 64), 2) == MATMUL
+  for backend in ("gpu", "tpu"):
+    assert (
+        conv.choose_impl((128, 2, 2, 512), (3, 3, 512, 512), 1, "SAME", backend)
+        == LAX
+    )
+
+
+def _primitives(fn, *args):
+  return {e.primitive.name for e in _eqns(jax.make_jaxpr(fn)(*args).jaxpr)}
+
+
+def _eqns(jaxpr):
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+      yield from _eqns(sub)
+
+
+def test_small_maps_on_cpu_run_as_matmuls_and_reference_as_lax_conv():
+  x, w, b = _args((2, 2, 2, 8), (3, 3, 8), dtype=jnp.float32)
+  loss = lambda f: lambda *a: jnp.sum(f(*a) ** 2)
+  manual = _primitives(jax.grad(loss(ops.conv2d), (0, 1, 2)), x, w, b)
+  plain = _primitives(jax.grad(loss(ops.plain(ops.conv2d)), (0, 1, 2)), x, w, b)
+  assert "conv_general_dilated" not in manual and "dot_general" in manual
+  assert "conv_general_dilated" in plain and "dot_general" not in plain
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, b_shape, kwargs, match",
+    [
+        ((4, 4, 3), (3, 3, 3, 2), (2,), {}, r"x must have 4 axes.*\(4, 4, 3\)"),
+        ((1, 4, 4, 3), (3, 3, 3), (2,), {}, r"w must have 4 axes"),
+        (
+            (1, 4, 4, 3),
+            (3, 3, 2, 5),
+            (5,),
+            {},
+            r"\(1, 4, 4, 3\).*\(3, 3, 2, 5\)",
+        ),
+        ((1, 4, 4, 3), (3, 3, 3, 5), (4,), {}, r"b has shape \(4,\).*\(5,\)"),
+        ((1, 4, 4, 3), (3, 3, 3, 5), (5,), {"stride": 0}, r"stride.*0"),
+        ((1, 4, 4, 3), (3, 3, 3, 5), (5,), {"stride": 1.5}, r"stride"),
+        ((1, 4, 4, 3), (3, 3, 3, 5), (5,), {"padding": "FULL"}, r"'FULL'"),
+        ((1, 4, 4, 3), (3, 3, 3, 5), (5,), {"padding": -1}, r"padding.*-1"),
+        (
+            (1, 2, 2, 3),
+            (3, 3, 3, 5),
+            (5,),
+            {"padding": "VALID"},
+            r"larger than the padded input.*\(1, 2, 2, 3\)",
+        ),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_shapes(
+    x_shape, w_shape, b_shape, kwargs, match
+):
+  x, w, b = (jnp.ones(s) for s in (x_shape, w_shape, b_shape))
+  with pytest.raises(ValueError, match=match):
+    ops.conv2d(x, w, b, **kwargs)
+  with pytest.raises(ValueError, match=match):
+    jax.grad(lambda x: jnp.sum(ops.conv2d(x, w, b, **kwargs)))(x)

@@ -1,0 +1,226 @@
+"""jaxbp.models: sizes, shapes, modes, manual vs autodiff gradients, training."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from jaxbp import models, nn, ops
+
+# name -> (constructor taking vjp and rngs, input shape); small but complete.
+MODELS = {
+    "mlp_bn_dropout_residual": (
+        lambda vjp, rngs: models.MLP(
+            48,
+            (16, 12, 16),
+            10,
+            norm="batch",
+            dropout=0.2,
+            residual=True,
+            negative_slope=0.02,
+            vjp=vjp,
+            rngs=rngs,
+        ),
+        (8, 4, 4, 3),
+    ),
+    "mlp_ln_elu": (
+        lambda vjp, rngs: models.MLP(
+            48,
+            (16, 16),
+            10,
+            activation="elu",
+            norm="layer",
+            vjp=vjp,
+            rngs=rngs,
+        ),
+        (8, 48),
+    ),
+    "small_convnet": (
+        lambda vjp, rngs: models.SmallConvNet(vjp=vjp, rngs=rngs),
+        (4, 32, 32, 3),
+    ),
+    "vgg": (lambda vjp, rngs: models.VGG(vjp=vjp, rngs=rngs), (2, 32, 32, 3)),
+}
+
+
+def _params(model):
+  return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def _abstract(make):
+  """Builds a model as shapes only: counts need no initialization work."""
+  return nnx.eval_shape(lambda: make(nnx.Rngs(0)))
+
+
+def _out_shape(model, shape):
+  graphdef, state = nnx.split(model)
+  f = lambda state, x: nnx.merge(graphdef, state)(x)
+  return jax.eval_shape(
+      f, state, jax.ShapeDtypeStruct(shape, jnp.float32)
+  ).shape
+
+
+def _data(shape, dtype=jnp.float32, num_classes=10):
+  kx, ky = jax.random.split(jax.random.key(1))
+  x = jax.random.uniform(kx, shape, dtype)
+  return x, jax.random.randint(ky, (shape[0],), 0, num_classes)
+
+
+def _loss(model, x, labels):
+  return ops.softmax_cross_entropy(model(x), labels)
+
+
+def test_parameter_counts_match_the_seeds():
+  vgg = _abstract(lambda rngs: models.VGG(rngs=rngs))
+  assert _params(vgg) == 9_231_114
+  assert _params(_abstract(lambda r: models.SmallConvNet(rngs=r))) == 62_006
+  mlp = _abstract(
+      lambda r: models.MLP(3072, (100, 50), 10, norm="batch", rngs=r)
+  )
+  linear = 3072 * 100 + 100 + 100 * 50 + 50 + 50 * 10 + 10
+  assert _params(mlp) == linear + 2 * (100 + 50)
+
+
+@pytest.mark.parametrize(
+    "make, shape, num_classes",
+    [
+        (lambda r: models.VGG(rngs=r), (2, 32, 32, 3), 10),
+        (lambda r: models.VGG(100, in_channels=1, rngs=r), (2, 28, 28, 1), 100),
+        (lambda r: models.VGG(in_channels=1, rngs=r), (2, 8, 8, 1), 10),
+        (lambda r: models.SmallConvNet(rngs=r), (2, 32, 32, 3), 10),
+        (
+            lambda r: models.SmallConvNet(in_channels=1, image_size=28, rngs=r),
+            (2, 28, 28, 1),
+            10,
+        ),
+        (
+            lambda r: models.SmallConvNet(
+                5, in_channels=1, image_size=8, padding="SAME", rngs=r
+            ),
+            (2, 8, 8, 1),
+            5,
+        ),
+        (lambda r: models.MLP(64, (32,), 10, rngs=r), (2, 8, 8, 1), 10),
+    ],
+)
+def test_models_return_logits_for_other_image_sizes(make, shape, num_classes):
+  assert _out_shape(_abstract(make), shape) == (shape[0], num_classes)
+
+
+def test_bad_model_configurations_raise_value_errors():
+  rngs = nnx.Rngs(0)
+  with pytest.raises(ValueError, match="at least 14x14"):
+    models.SmallConvNet(image_size=8, rngs=rngs)
+  with pytest.raises(
+      ValueError, match=r"hidden_units\[0\] == hidden_units\[2\]"
+  ):
+    models.MLP(4, (3, 5, 4), 2, residual=True, rngs=rngs)
+  with pytest.raises(ValueError, match="activation"):
+    models.MLP(4, (3,), 2, activation="swish", rngs=rngs)
+  with pytest.raises(ValueError, match="vjp"):
+    models.VGG(vjp="pytorch", rngs=rngs)
+
+
+def test_residual_adds_first_hidden_layer_to_third():
+  mlp = models.MLP(
+      4, (3, 2, 3), 2, activation="relu", residual=True, rngs=nnx.Rngs(0)
+  )
+  x, _ = _data((5, 4))
+  h = [x]
+  for linear in mlp.hidden:
+    h.append(jax.nn.relu(h[-1] @ linear.kernel[...] + linear.bias[...]))
+  expected = (h[3] + h[1]) @ mlp.head.kernel[...] + mlp.head.bias[...]
+  np.testing.assert_allclose(mlp(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_stats_and_dropout_change_only_in_train_mode():
+  mlp = models.MLP(6, (8, 8), 3, norm="batch", dropout=0.5, rngs=nnx.Rngs(0))
+  x, _ = _data((16, 6))
+  stats = lambda: nnx.to_pure_dict(nnx.state(mlp, nnx.BatchStat))
+  before = stats()
+  assert not np.allclose(mlp(x), mlp(x))  # Fresh dropout masks.
+  trained = stats()
+  assert not np.allclose(
+      before["norms"][0]["mean"], trained["norms"][0]["mean"]
+  )
+  mlp.eval()
+  np.testing.assert_array_equal(mlp(x), mlp(x))
+  jax.tree.map(np.testing.assert_array_equal, stats(), trained)
+
+
+def _cast_floats(model, dtype):
+  def cast(a):
+    return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+  nnx.update(model, jax.tree.map(cast, nnx.state(model)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_manual_gradients_equal_autodiff(name, x64):
+  make, shape = MODELS[name]
+  manual = make("manual", nnx.Rngs(0))
+  _cast_floats(manual, jnp.float64)
+  autodiff = nnx.clone(manual)  # Same parameters, same dropout keys.
+  autodiff.set_attributes(vjp="autodiff")
+  x, labels = _data(shape, jnp.float64)
+  grad = nnx.jit(nnx.value_and_grad(_loss))
+  loss_m, grads_m = grad(manual, x, labels)
+  loss_a, grads_a = grad(autodiff, x, labels)
+  np.testing.assert_allclose(loss_m, loss_a, rtol=1e-10)
+  flat_m = nnx.to_flat_state(grads_m)
+  flat_a = dict(nnx.to_flat_state(grads_a))
+  assert len(flat_m) == len(flat_a) and len(flat_m) > 0
+  for path, g in flat_m:
+    g, g_a = g[...], flat_a[path][...]
+    assert g.dtype == jnp.float64
+    # A bias right before a BatchNorm has an exactly zero gradient: floor it.
+    rel = jnp.max(jnp.abs(g - g_a)) / max(jnp.max(jnp.abs(g_a)), 1e-6)
+    assert rel <= 1e-8, (path, float(rel))
+
+
+@pytest.mark.parametrize("name", ["mlp_bn_dropout_residual", "small_convnet"])
+def test_forward_runs_the_custom_rules_only_when_manual(name):
+  make, shape = MODELS[name]
+  x, _ = _data(shape)
+  for vjp in ("manual", "autodiff"):
+    graphdef, state = nnx.split(make(vjp, nnx.Rngs(0)))
+    jaxpr = jax.make_jaxpr(lambda s: nnx.merge(graphdef, s)(x))(state)
+    count = str(jaxpr).count("custom_vjp_call")
+    assert (count > 0) == (vjp == "manual"), (vjp, count)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_jit_train_step_lowers_the_loss(name):
+  make, shape = MODELS[name]
+  model = make("manual", nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+  x, labels = _data(shape)
+
+  @nnx.jit
+  def train_step(model, optimizer, x, labels):
+    loss, grads = nnx.value_and_grad(_loss)(model, x, labels)
+    optimizer.update(model, grads)
+    return loss
+
+  losses = [float(train_step(model, optimizer, x, labels)) for _ in range(5)]
+  assert all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses
+
+
+def test_summary_lists_layers_shapes_and_the_total():
+  vgg = models.VGG(rngs=nnx.Rngs(0))
+  table = models.summary(vgg, (1, 32, 32, 3))
+  assert "trainable parameters: 9,231,114" in table
+  assert "logits (1, 10)" in table
+  rows = table.splitlines()
+  assert sum(" Conv " in r for r in rows) == 10
+  assert any(
+      r.startswith("groups.0.0.conv ")
+      and "(1, 32, 32, 64)" in r
+      and r.endswith("1,792")
+      for r in rows
+  )
+  assert any("max_pool2d" in r and "(1, 1, 1, 512)" in r for r in rows)
+  assert nn.Linear.__call__.__name__ == "__call__"  # Restored after tracing.
+  assert nn.max_pool2d.__name__ == "max_pool2d"

@@ -1,0 +1,13 @@
+"""`python -m train.convnet --config configs/vgg.py`: trains a jaxbp ConvNet."""
+
+from absl import app
+
+from train import build, cli
+
+
+def main(argv):
+  cli.main(argv, build.CONV_MODELS)
+
+
+if __name__ == '__main__':
+  app.run(main)

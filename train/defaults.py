@@ -1,0 +1,76 @@
+"""The config keys every `configs/*.py` shares, with their defaults."""
+
+import ml_collections
+
+
+def base_config(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Returns a config holding every key the loop reads, around `model`.
+
+  `configs/*.py` start from this and override what their protocol fixes, so
+  every config has the same keys and `--config.<key>=<value>` works on all.
+  """
+  config = ml_collections.ConfigDict()
+  # Data (read by train/input_pipeline.py).
+  config.dataset = 'digits'  # tfds name | 'image_folder:PATH' | 'digits'
+  config.data_dir = ml_collections.FieldReference(None, field_type=str)
+  config.normalization = 'per_channel'  # 'mean_image' | 'per_channel' | 'unit'
+  config.random_crop_padding = 0  # 0 = no random crop
+  config.random_flip = False
+  config.validation_size = 0  # >0: evaluate on this many held-out train images
+  config.image_size = ml_collections.FieldReference(None, field_type=int)
+  config.seed = 42
+  # Optimization.
+  config.optimizer = 'sgd'  # 'sgd' | 'momentum' | 'adam' | 'adamw'
+  config.learning_rate = 1e-3
+  config.momentum = 0.9  # 'momentum' only
+  config.nesterov = False  # 'momentum' only
+  config.weight_decay = 0.0  # decoupled for 'adamw', added to the loss else
+  config.grad_clip_norm = 0.0  # 0 = no clipping
+  config.schedule = (  # 'constant' | 'cosine' | 'warmup_cosine' | 'piecewise'
+      'constant'
+  )
+  config.warmup_steps = 0  # 'warmup_cosine' only
+  config.decay_boundaries = (0.5, 0.75)  # 'piecewise': fractions of max_steps
+  config.decay_factor = 0.1  # 'piecewise': lr multiplier at each boundary
+  config.label_smoothing = 0.0
+  config.batch_size = 128
+  config.max_steps = 1000
+  # Evaluation, checkpoints, logging.
+  config.eval_every = 100
+  config.eval_batch_size = 1000
+  config.checkpoint_every = 1000
+  config.keep_checkpoints = 3
+  config.log_every = 20  # progress bar refresh, in steps
+  config.model = model
+  return config
+
+
+def mlp_model(**overrides) -> ml_collections.ConfigDict:
+  """`config.model` for `jaxbp.models.MLP` (train.mlp)."""
+  model = ml_collections.ConfigDict({
+      'name': 'mlp',
+      'hidden_units': (100,),
+      'activation': 'leaky_relu',  # relu | leaky_relu | elu | tanh | sigmoid
+      'negative_slope': 0.01,  # leaky_relu only
+      'norm': ml_collections.FieldReference(
+          None, field_type=str
+      ),  # batch | layer
+      'dropout': 0.0,
+      'residual': False,  # adds hidden layer 1 to hidden layer 3
+      'vjp': 'manual',  # manual (hand-written backward) | autodiff
+      'dtype': 'float32',  # float32 | bfloat16 (compute; params stay float32)
+  })
+  model.update(overrides)
+  return model
+
+
+def convnet_model(name: str = 'vgg', **overrides) -> ml_collections.ConfigDict:
+  """`config.model` for `jaxbp.models.VGG` or `SmallConvNet` (train.convnet)."""
+  model = ml_collections.ConfigDict({
+      'name': name,  # vgg | small_convnet
+      'padding': 'VALID',  # small_convnet only: SAME for images under 14x14
+      'vjp': 'manual',
+      'dtype': 'float32',
+  })
+  model.update(overrides)
+  return model

@@ -1,0 +1,236 @@
+"""The training loop shared by `train.mlp` and `train.convnet`."""
+
+import contextlib
+import dataclasses
+import os
+import signal
+import threading
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from train import build, checkpoint, input_pipeline, optim, reporting, steps
+
+POSITIVE_INTS = (
+    'batch_size',
+    'eval_batch_size',
+    'max_steps',
+    'eval_every',
+    'checkpoint_every',
+    'keep_checkpoints',
+    'log_every',
+)
+
+
+@dataclasses.dataclass
+class Run:
+  """What a call of `train_and_evaluate` returns."""
+
+  records: list[dict]  # the rows of metrics.jsonl, one per evaluation
+  state: dict  # final model + optimizer state as a pure dict of arrays
+  step: int
+  summary: str
+
+
+def validate(config, model_names=build.MLP_MODELS + build.CONV_MODELS) -> None:
+  """Checks every setting cheaply; raises a one-line ValueError."""
+  for key in POSITIVE_INTS:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+      raise ValueError(
+          f'config.{key} must be a positive integer, got {value!r}.'
+      )
+  devices = jax.device_count()
+  for key in ('batch_size', 'eval_batch_size'):
+    if config[key] % devices:
+      raise ValueError(
+          f'config.{key}={config[key]} must be divisible by the number of'
+          f' devices ({devices}); the batch is split evenly across them.'
+      )
+  optim.validate(config)
+  build.validate(config.model, model_names)
+  input_pipeline.validate(config)
+
+
+@contextlib.contextmanager
+def _catch_stop_signals():
+  """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+  caught = []
+  previous = {}
+  if threading.current_thread() is threading.main_thread():
+    for signum in (signal.SIGTERM, signal.SIGINT):
+      previous[signum] = signal.signal(
+          signum, lambda signum, frame: caught.append(signum)
+      )
+  try:
+    yield caught
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
+
+
+def _check_finite(sums: dict, ckpt: checkpoint.Checkpointer) -> None:
+  bad = int(sums['nonfinite_step'])
+  if bad >= 0:
+    raise FloatingPointError(
+        f'the training loss became NaN or Inf at step {bad}; stopped without'
+        f' saving it. The last good checkpoint (step {ckpt.latest_step()}) is'
+        f' in {ckpt.directory}; lower config.learning_rate or set'
+        ' config.grad_clip_norm.'
+    )
+
+
+def train_and_evaluate(
+    config,
+    workdir: str,
+    *,
+    model_names=build.MLP_MODELS + build.CONV_MODELS,
+    progress: bool | None = None,
+) -> Run:
+  """Trains `config.model` on `config.dataset`, resuming from workdir.
+
+  Args:
+    config: a locked `ml_collections.ConfigDict` (see `train/defaults.py`).
+    workdir: where metrics.jsonl, the curves, config.json and the checkpoints
+      go; a checkpoint already there is resumed from.
+    model_names: the model names this entry point accepts.
+    progress: show a progress bar; None = only when stderr is a terminal.
+  """
+  began = time.perf_counter()
+  validate(config, model_names)
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
+  ckpt.check_signature(checkpoint.signature(config))
+  data = input_pipeline.load(config)
+  model = build.model(
+      config.model, data.train_images.shape[1:], data.num_classes, config.seed
+  )
+  signature = checkpoint.signature(config, nnx.state(model, nnx.Param))
+  ckpt.check_signature(signature)
+  with open(os.path.join(workdir, 'config.json'), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2) + '\n')
+
+  mesh = Mesh(jax.devices(), ('data',))
+  replicated = NamedSharding(mesh, P())
+  optimizer = nnx.Optimizer(model, optim.make_optimizer(config), wrt=nnx.Param)
+  model.eval()
+  eval_def, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
+  model.train()
+  train_def, _, _ = nnx.split((model, optimizer), nnx.RngState, ...)
+  state, rng_state = jax.device_put((state, rng_state), replicated)
+  sums = jax.device_put(steps.zero_sums(), replicated)
+  start = 0
+  if ckpt.latest_step() is not None:
+    start, saved = ckpt.restore(
+        {'state': nnx.to_pure_dict(state), 'sums': sums}
+    )
+    nnx.replace_by_pure_dict(state, saved['state'])
+    sums = saved['sums']
+
+  normalize = input_pipeline.make_normalizer(
+      data.train_images, config.normalization
+  )
+  train_step = steps.make_train_step(
+      config, train_def, rng_state, normalize, mesh, data.num_classes
+  )
+  evaluate = steps.make_eval_step(config, eval_def, rng_state, normalize, mesh)
+  train_images, train_labels = jax.device_put(
+      (data.train_images, data.train_labels), replicated
+  )
+  test_images, test_labels = jax.device_put(
+      steps.pad_for_eval(
+          data.test_images, data.test_labels, config.eval_batch_size
+      ),
+      replicated,
+  )
+
+  log = reporting.MetricsLog(workdir, start)
+  schedule = optim.make_schedule(config)
+  bar = reporting.progress_bar(start, config.max_steps, progress)
+  prior_wall = log.records[-1]['wall_time'] if log.records else 0.0
+  timed = {'seconds': 0.0, 'steps': 0}  # after the first, compiling, step
+  tick, tick_step = None, start
+
+  def save(step):
+    ckpt.save(
+        step,
+        {'state': nnx.to_pure_dict(state), 'sums': sums},
+        {'signature': signature, 'step': step},
+    )
+
+  step = start
+  with _catch_stop_signals() as caught, contextlib.closing(bar), ckpt:
+    while step < config.max_steps and not caught:
+      state, sums = train_step(
+          state, sums, np.int32(step), train_images, train_labels
+      )
+      step += 1
+      if tick is None:
+        jax.block_until_ready(sums)
+        tick, tick_step = time.perf_counter(), step
+      is_eval = step % config.eval_every == 0 or step == config.max_steps
+      is_ckpt = step % config.checkpoint_every == 0 or is_eval or caught
+      if not (is_eval or is_ckpt or step % config.log_every == 0):
+        continue
+      host = jax.device_get(sums)
+      _check_finite(host, ckpt)
+      now = time.perf_counter()
+      ips = (step - tick_step) * config.batch_size / max(now - tick, 1e-9)
+      bar.update(step - bar.n)
+      bar.set_postfix(
+          loss=f'{host["loss"] / host["steps"]:.4f}',
+          acc=f'{host["correct"] / (host["steps"] * config.batch_size):.4f}',
+          img_s=f'{ips:.0f}',
+      )
+      if is_eval:
+        timed['seconds'] += now - tick
+        timed['steps'] += step - tick_step
+        test_loss, test_accuracy = jax.device_get(
+            evaluate(state, test_images, test_labels)
+        )
+        record = {
+            'step': step,
+            'train_loss': float(host['loss'] / host['steps']),
+            'train_accuracy': float(
+                host['correct'] / (host['steps'] * config.batch_size)
+            ),
+            'test_loss': float(test_loss),
+            'test_accuracy': float(test_accuracy),
+            'images_per_sec': float(ips),
+            'learning_rate': float(schedule(step - 1)),
+            'epoch': step * config.batch_size / len(data.train_labels),
+            'wall_time': prior_wall + time.perf_counter() - began,
+        }
+        log.write(record)
+        bar.write(
+            f'step {step}: train loss {record["train_loss"]:.4f} acc'
+            f' {record["train_accuracy"]:.4f} | test loss {test_loss:.4f} acc'
+            f' {test_accuracy:.4f} | {ips:.0f} images/s'
+        )
+        sums = jax.device_put(steps.zero_sums(), replicated)
+      if is_ckpt:
+        save(step)
+      if is_eval:
+        tick, tick_step = time.perf_counter(), step
+
+  if log.records:
+    reporting.plot_curves(
+        log.records, workdir, f'{config.model.name} on {data.name}'
+    )
+  ips = timed['steps'] * config.batch_size / max(timed['seconds'], 1e-9)
+  summary = reporting.summary(
+      log.records, step, prior_wall + time.perf_counter() - began, ips
+  )
+  if caught:
+    summary = (
+        f'stopped by signal {caught[0]} at step {step}; checkpoint saved,'
+        f' rerun the same command to resume. {summary}'
+    )
+  print(summary, flush=True)
+  return Run(
+      log.records, jax.device_get(nnx.to_pure_dict(state)), step, summary
+  )
