@@ -1,5 +1,7 @@
 """jaxbp.models: sizes, shapes, modes, manual vs autodiff gradients, training."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -45,6 +47,16 @@ MODELS = {
 }
 
 
+@functools.cache
+def _built(name, vjp="manual"):
+  return MODELS[name][0](vjp, nnx.Rngs(0))
+
+
+def _model(name, vjp="manual"):
+  """A fresh copy of a cached model: initialization compiles per shape."""
+  return nnx.clone(_built(name, vjp))
+
+
 def _params(model):
   return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
@@ -63,9 +75,10 @@ def _out_shape(model, shape):
 
 
 def _data(shape, dtype=jnp.float32, num_classes=10):
-  kx, ky = jax.random.split(jax.random.key(1))
-  x = jax.random.uniform(kx, shape, dtype)
-  return x, jax.random.randint(ky, (shape[0],), 0, num_classes)
+  # NumPy draws: jax.random would compile a kernel per shape and dtype.
+  rng = np.random.default_rng(1)
+  x = jnp.asarray(rng.uniform(size=shape), dtype)
+  return x, jnp.asarray(rng.integers(0, num_classes, shape[0]), jnp.int32)
 
 
 def _loss(model, x, labels):
@@ -125,9 +138,9 @@ def test_bad_model_configurations_raise_value_errors():
 
 def test_residual_adds_first_hidden_layer_to_third():
   mlp = models.MLP(
-      4, (3, 2, 3), 2, activation="relu", residual=True, rngs=nnx.Rngs(0)
+      48, (16, 16, 16), 10, activation="relu", residual=True, rngs=nnx.Rngs(0)
   )
-  x, _ = _data((5, 4))
+  x, _ = _data((5, 48))
   h = [x]
   for linear in mlp.hidden:
     h.append(jax.nn.relu(h[-1] @ linear.kernel[...] + linear.bias[...]))
@@ -136,8 +149,10 @@ def test_residual_adds_first_hidden_layer_to_third():
 
 
 def test_batch_stats_and_dropout_change_only_in_train_mode():
-  mlp = models.MLP(6, (8, 8), 3, norm="batch", dropout=0.5, rngs=nnx.Rngs(0))
-  x, _ = _data((16, 6))
+  mlp = models.MLP(
+      48, (16, 16), 10, norm="batch", dropout=0.5, rngs=nnx.Rngs(0)
+  )
+  x, _ = _data((16, 48))
   stats = lambda: nnx.to_pure_dict(nnx.state(mlp, nnx.BatchStat))
   before = stats()
   assert not np.allclose(mlp(x), mlp(x))  # Fresh dropout masks.
@@ -159,8 +174,7 @@ def _cast_floats(model, dtype):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_manual_gradients_equal_autodiff(name, x64):
-  make, shape = MODELS[name]
-  manual = make("manual", nnx.Rngs(0))
+  manual, shape = _model(name), MODELS[name][1]
   _cast_floats(manual, jnp.float64)
   autodiff = nnx.clone(manual)  # Same parameters, same dropout keys.
   autodiff.set_attributes(vjp="autodiff")
@@ -182,10 +196,9 @@ def test_manual_gradients_equal_autodiff(name, x64):
 
 @pytest.mark.parametrize("name", ["mlp_bn_dropout_residual", "small_convnet"])
 def test_forward_runs_the_custom_rules_only_when_manual(name):
-  make, shape = MODELS[name]
-  x, _ = _data(shape)
+  x, _ = _data(MODELS[name][1])
   for vjp in ("manual", "autodiff"):
-    graphdef, state = nnx.split(make(vjp, nnx.Rngs(0)))
+    graphdef, state = nnx.split(_model(name, vjp))
     jaxpr = jax.make_jaxpr(lambda s: nnx.merge(graphdef, s)(x))(state)
     count = str(jaxpr).count("custom_vjp_call")
     assert (count > 0) == (vjp == "manual"), (vjp, count)
@@ -193,9 +206,8 @@ def test_forward_runs_the_custom_rules_only_when_manual(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_jit_train_step_lowers_the_loss(name):
-  make, shape = MODELS[name]
-  model = make("manual", nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+  model, shape = _model(name), MODELS[name][1]
+  optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
   x, labels = _data(shape)
 
   @nnx.jit
@@ -204,17 +216,16 @@ def test_jit_train_step_lowers_the_loss(name):
     optimizer.update(model, grads)
     return loss
 
-  losses = [float(train_step(model, optimizer, x, labels)) for _ in range(5)]
-  assert all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses
+  losses = [float(train_step(model, optimizer, x, labels)) for _ in range(8)]
+  assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0], losses
 
 
 def test_summary_lists_layers_shapes_and_the_total():
-  vgg = models.VGG(rngs=nnx.Rngs(0))
-  table = models.summary(vgg, (1, 32, 32, 3))
+  table = models.summary(_model("vgg"), (1, 32, 32, 3))
   assert "trainable parameters: 9,231,114" in table
   assert "logits (1, 10)" in table
   rows = table.splitlines()
-  assert sum(" Conv " in r for r in rows) == 10
+  assert sum(" Conv " in r for r in rows) == 8
   assert any(
       r.startswith("groups.0.0.conv ")
       and "(1, 32, 32, 64)" in r

@@ -1,1 +1,1 @@
-"""Training: input pipeline, train loop and CLIs (`python -m train.mlp`, `train.convnet`)."""
+"""Training: input pipeline, train loop, CLIs (train.mlp, train.convnet)."""

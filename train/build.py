@@ -1,6 +1,10 @@
 """Builds the `jaxbp.models` network that `config.model` names."""
 
+import functools
+import json
+
 import jax.numpy as jnp
+import ml_collections
 from flax import nnx
 
 from jaxbp import models
@@ -43,13 +47,15 @@ def validate(model_config, names: tuple[str, ...]) -> None:
 
 def model(model_config, image_shape, num_classes: int, seed: int):
   """The model for images of `image_shape` (H, W, C), initialized from seed."""
-  # One compiled initializer instead of one small compilation per layer.
-  return nnx.jit(
-      lambda: _model(model_config, image_shape, num_classes, seed)
-  )()
+  spec = json.dumps(model_config.to_dict(), sort_keys=True)
+  return _init(spec, tuple(image_shape), num_classes, seed)
 
 
-def _model(model_config, image_shape, num_classes, seed):
+# Initializing under one jit compiles one program instead of one per layer and
+# initializer; the static arguments let identical models share it.
+@functools.partial(nnx.jit, static_argnums=(0, 1, 2, 3))
+def _init(spec, image_shape, num_classes, seed):
+  model_config = ml_collections.ConfigDict(json.loads(spec))
   rngs = nnx.Rngs(params=seed, dropout=seed)
   dtype = DTYPES[model_config.dtype]
   height, width, channels = image_shape

@@ -1,4 +1,4 @@
-"""Reads a data set (tfds name, `image_folder:PATH` or `digits`) into uint8 arrays."""
+"""Reads a tfds data set, an `image_folder:PATH` or `digits` into uint8."""
 
 import dataclasses
 import difflib
@@ -62,7 +62,7 @@ def validate(config) -> None:
     raise ValueError(f'config.dataset={spec!r}: expected a non-empty string')
   if spec.startswith(_FOLDER_PREFIX):
     image_folder.check_layout(
-        spec[len(_FOLDER_PREFIX) :], need_test=config.validation_size == 0
+        _folder_path(spec), need_test=config.validation_size == 0
     )
   elif spec != 'digits':
     _check_tfds_name(spec)
@@ -76,7 +76,7 @@ def load(config) -> Dataset:
     train, test, class_names = _load_digits()
   elif spec.startswith(_FOLDER_PREFIX):
     train, test, class_names = image_folder.load(
-        spec[len(_FOLDER_PREFIX) :],
+        _folder_path(spec),
         image_size=config.image_size,
         need_test=config.validation_size == 0,
     )
@@ -95,6 +95,10 @@ def load(config) -> Dataset:
   )
 
 
+def _folder_path(spec):
+  return os.path.expanduser(spec[len(_FOLDER_PREFIX) :])
+
+
 def _carve_validation(train, size, seed):
   """Splits `size` examples, drawn from `seed`, off the train split."""
   images, labels = train
@@ -109,7 +113,7 @@ def _carve_validation(train, size, seed):
 
 
 def _load_digits():
-  """scikit-learn's 8x8 digits, 0..16 mapped to uint8, a fixed 1437/360 split."""
+  """scikit-learn's 8x8 digits, 0..16 scaled to uint8, a fixed 1437/360 split."""
   from sklearn import datasets as sk_datasets
   from sklearn import model_selection
 

@@ -1,4 +1,4 @@
-"""Reads PATH/split/class/image folders into uint8 arrays via tfds' ImageFolder."""
+"""Reads PATH/split/class/image folders via tfds' ImageFolder, as uint8."""
 
 import os
 
@@ -76,16 +76,15 @@ def load(path: str, image_size: int | None = None, need_test: bool = True):
 
 
 def _subfolders(path):
-  return sorted(
-      e.name for e in os.scandir(path) if e.is_dir() and e.name[0] != '.'
-  )
+  with os.scandir(path) as entries:
+    return sorted(e.name for e in entries if e.is_dir() and e.name[0] != '.')
 
 
 def _has_image(path):
-  return any(
-      e.is_file() and e.name.lower().endswith(_EXTENSIONS)
-      for e in os.scandir(path)
-  )
+  with os.scandir(path) as entries:
+    return any(
+        e.is_file() and e.name.lower().endswith(_EXTENSIONS) for e in entries
+    )
 
 
 def _is_gray(x):
@@ -106,7 +105,9 @@ def _read_split(builder, split, image_size):
     )
   ds = ds.batch(4096).prefetch(tf.data.AUTOTUNE)
   try:
-    images, labels = map(np.concatenate, zip(*ds.as_numpy_iterator()))
+    images, labels = map(
+        np.concatenate, zip(*ds.as_numpy_iterator(), strict=True)
+    )
   except tf.errors.InvalidArgumentError as e:
     if 'shapes' not in str(e):  # Only a size mismatch stops batching here.
       raise

@@ -95,12 +95,14 @@ def _restrict(f, args, argnums):
   return g
 
 
-def _basis_or_random(rng, shape, limit: int, count: int) -> jax.Array:
-  """Unit vectors spanning `shape` when it is small, else random directions."""
+def _basis_and_random(rng, shape, limit: int, count: int) -> np.ndarray:
+  """`count` random directions in `shape`, led by every unit vector when the
+  space has at most `limit` dimensions."""
+  random = rng.standard_normal((count, *shape))
   size = int(np.prod(shape))
-  if size <= limit:
-    return np.eye(size).reshape(size, *shape)
-  return rng.standard_normal((count, *shape))
+  if size > limit:
+    return random
+  return np.concatenate([np.eye(size).reshape(size, *shape), random])
 
 
 def check_vjp(
@@ -124,13 +126,14 @@ def check_vjp(
   All in float64 (float arguments are cast):
 
   (a) autodiff of the plain forward ``reference`` (default
-  ``ops.plain(fn)``): the full Jacobian when the output has at most
-  ``max_jacobian`` entries, else ``num_random`` random cotangents;
+  ``ops.plain(fn)``) for ``num_random`` random cotangents, plus every unit
+  cotangent (the full Jacobian) when the output has at most ``max_jacobian``
+  entries;
   (b) central finite differences :math:`u^\top (f(x + \epsilon v) -
   f(x - \epsilon v)) / 2\epsilon` against :math:`\langle \bar{x}(u), v
-  \rangle` for a random cotangent :math:`u`, along every unit vector
-  :math:`v` of an argument with at most ``max_jacobian`` entries, else along
-  ``num_random`` random directions.
+  \rangle` for a random cotangent :math:`u`, along ``num_random`` random
+  directions :math:`v`, plus every unit vector of an argument with at most
+  ``max_jacobian`` entries.
 
   An argument passes when ``max|err| <= atol + rtol * max|oracle|``
   (``fd_atol``, ``fd_rtol`` for finite differences).
@@ -167,13 +170,13 @@ def check_vjp(
     plain = _restrict(functools.partial(reference, **static), args, argnums)
     diff = [args[i] for i in argnums]
     y = jax.eval_shape(manual, *diff)
-    cts = _basis_or_random(rng, y.shape, max_jacobian, num_random)
+    cts = _basis_and_random(rng, y.shape, max_jacobian, num_random)
     u = rng.standard_normal(y.shape)
     # One compiled program per oracle: eager vmap would compile every
     # primitive separately, which dominates the cost on small inputs.
     got, want, dx = _vjps(manual, plain, diff, cts, u)
     directions = [
-        _basis_or_random(rng, x.shape, max_jacobian, num_random) for x in diff
+        _basis_and_random(rng, x.shape, max_jacobian, num_random) for x in diff
     ]
     fds = _central_differences(manual, diff, u, directions, eps)
     arg_errors, failures = [], []

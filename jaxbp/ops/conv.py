@@ -189,9 +189,14 @@ def _dx_lax(dy, w, x_shape, strides, pads):
           (kh, kw), pads, x_shape[1:3], strides, (oh, ow), strict=True
       )
   ]
-  w_t = jnp.flip(w, (0, 1)).swapaxes(2, 3)
+  # The flipped kernel read as HWOI: in and out swap without a transpose.
   return jax.lax.conv_general_dilated(
-      dy, w_t, (1, 1), dpads, lhs_dilation=strides, dimension_numbers=_DN
+      dy,
+      jnp.flip(w, (0, 1)),
+      (1, 1),
+      dpads,
+      lhs_dilation=strides,
+      dimension_numbers=("NHWC", "HWOI", "NHWC"),
   )
 
 

@@ -35,7 +35,8 @@ class Case:
     args = self.args(np.random.default_rng(seed))
     return [
         jnp.asarray(a, dtype)
-        if dtype is not None and jnp.issubdtype(jnp.result_type(a), jnp.floating)
+        if dtype is not None
+        and jnp.issubdtype(jnp.result_type(a), jnp.floating)
         else a
         for a in args
     ]

@@ -20,6 +20,10 @@ from PIL import Image
 
 from train import convnet, loop, mlp
 
+# ml_collections loads config files with importlib's deprecated load_module().
+pytestmark = pytest.mark.filterwarnings(
+    'ignore:the load_module\\(\\) method is deprecated:DeprecationWarning'
+)
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FAST = ('--noprogress', '--config.log_every=1')
 
@@ -221,7 +225,8 @@ def test_sigterm_saves_and_exits_zero_then_resumes_exactly(tmp_path):
       command, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE, text=True
   )
   deadline = time.monotonic() + 120
-  while not (workdir / 'metrics.jsonl').exists():
+  metrics = workdir / 'metrics.jsonl'
+  while not (metrics.exists() and metrics.read_text()):  # the first evaluation
     assert process.poll() is None and time.monotonic() < deadline
     time.sleep(0.2)
   process.send_signal(signal.SIGTERM)
@@ -255,7 +260,7 @@ EIGHT_DEVICES = textwrap.dedent("""
       assert 'divisible by the number of devices (8)' in str(e), e
     else:
       raise AssertionError('batch 12 on 8 devices was accepted')
-    run = loop.train_and_evaluate(test_loop.tiny_config(), sys.argv[1], progress=False)
+    run = loop.train_and_evaluate(test_loop.eight_device_config(), sys.argv[1])
     leaves = jax.tree_util.tree_leaves_with_path(run.state)
     np.savez(sys.argv[2], **{jax.tree_util.keystr(p): x for p, x in leaves})
 """)
@@ -277,7 +282,7 @@ def test_eight_devices_give_the_result_of_one(tmp_path):
       check=True,
   )
   one = loop.train_and_evaluate(
-      test_loop.tiny_config(), str(tmp_path / 'one'), progress=False
+      test_loop.eight_device_config(), str(tmp_path / 'one')
   )
   eight = np.load(tmp_path / 'eight.npz')
   leaves = jax.tree_util.tree_leaves_with_path(one.state)

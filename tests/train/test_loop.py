@@ -36,6 +36,11 @@ def tiny_config(**overrides):
   return config
 
 
+def eight_device_config(**overrides):
+  """`tiny_config` with plain SGD: Adam would magnify float rounding noise."""
+  return tiny_config(optimizer='sgd', learning_rate=0.1, **overrides)
+
+
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory):
   """An uninterrupted 8-step run, shared by the tests that only read it."""

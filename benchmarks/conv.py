@@ -1,0 +1,187 @@
+"""Times the VGG (Table 1) conv and pool layers, hand-written vs autodiff.
+
+Run: python -m benchmarks.conv [--quick]. Writes the `conv` section of
+docs/benchmarks.md. "Autodiff" differentiates ``ops.plain(op)``: the lax
+formulations (``lax.conv_general_dilated``, ``lax.reduce_window``).
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from benchmarks import _timing
+from jaxbp import ops
+from jaxbp.ops import conv, pool
+
+QUICK = flags.DEFINE_bool("quick", False, "Batch 8, 2 repeats: a smoke run.")
+# Table 1 at 32x32 input: groups of conv3x3 SAME, each followed by a 3x3/2
+# pad-1 max-pool, so the maps go 32 -> 16 -> 8 -> 4 -> 2 -> 1.
+GROUPS = [
+    (32, [(3, 64)]),
+    (16, [(64, 128)]),
+    (8, [(128, 256), (256, 256)]),
+    (4, [(256, 512), (512, 512)]),
+    (2, [(512, 512), (512, 512)]),
+]
+
+
+def _vjp_step(fn):
+  """fwd + bwd of all float arguments, jitted, for a given cotangent."""
+  return jax.jit(lambda dy, *args: jax.vjp(fn, *args)[1](dy))
+
+
+def _normal(key, shape, scale=1.0):
+  return scale * jax.random.normal(key, shape, jnp.float32)
+
+
+def _ms(fn, *args, repeats):
+  return 1e3 * _timing.median_time(fn, *args, repeats=repeats, warmup=1)
+
+
+def _conv_rows(batch, repeats):
+  rows, key = [], jax.random.key(0)
+  for size, convs in GROUPS:
+    for c_in, c_out in convs:
+      k1, k2, k3, key = jax.random.split(key, 4)
+      x = _normal(k1, (batch, size, size, c_in))
+      w = _normal(k2, (3, 3, c_in, c_out), (9 * c_in) ** -0.5)
+      b, dy = jnp.zeros(c_out), _normal(k3, (batch, size, size, c_out))
+      t = {}
+      for name, fn in (
+          ("manual", ops.conv2d),
+          ("autodiff", ops.plain(ops.conv2d)),
+      ):
+        t[name, "fwd"] = _ms(jax.jit(fn), x, w, b, repeats=repeats)
+        t[name, "all"] = _ms(_vjp_step(fn), dy, x, w, b, repeats=repeats)
+      impl = "/".join(conv.choose_impl(x.shape, w.shape))
+      rows.append((f"conv3x3 {c_in}→{c_out} @{size}x{size}", impl, t))
+      print(rows[-1], flush=True)
+  return rows
+
+
+def _pool_rows(batch, repeats):
+  rows, key = [], jax.random.key(1)
+  for size, convs in GROUPS:
+    k1, k2, key = jax.random.split(key, 3)
+    x = _normal(k1, (batch, size, size, convs[-1][1]))
+    y = ops.max_pool2d(x)
+    dy = _normal(k2, y.shape)
+    t = {}
+    for name, fn in (
+        ("manual", ops.max_pool2d),
+        ("autodiff", ops.plain(ops.max_pool2d)),
+    ):
+      t[name, "fwd"] = _ms(jax.jit(fn), x, repeats=repeats)
+      t[name, "all"] = _ms(_vjp_step(fn), dy, x, repeats=repeats)
+    bwd = jax.jit(lambda x, y, dy: pool._max_pool2d_bwd(3, 2, 1, (x, y), dy))
+    t["manual", "bwd"] = _ms(bwd, x, y, dy, repeats=repeats)
+    rows.append((f"max-pool 3x3/2 pad 1, {x.shape[3]} @{size}x{size}", t))
+    print(rows[-1], flush=True)
+  return rows
+
+
+def _stack(conv_op, bn_op, relu_op, pool_op):
+  def forward(params, x):
+    layers = iter(params)
+    for _, convs in GROUPS:
+      for _ in convs:
+        w, b, gamma, beta = next(layers)
+        x = relu_op(bn_op(conv_op(x, w, b), gamma, beta))
+      x = pool_op(x)
+    return x
+
+  return lambda params, x, dy: jax.grad(lambda p: jnp.vdot(dy, forward(p, x)))(
+      params
+  )
+
+
+def _stack_times(batch, repeats):
+  key, params = jax.random.key(2), []
+  for _, convs in GROUPS:
+    for c_in, c_out in convs:
+      key, k = jax.random.split(key)
+      w = _normal(k, (3, 3, c_in, c_out), (9 * c_in) ** -0.5)
+      params.append((w, jnp.zeros(c_out), jnp.ones(c_out), jnp.zeros(c_out)))
+  x = _normal(key, (batch, 32, 32, 3))
+  dy = _normal(key, (batch, 1, 1, 512))
+  manual = (ops.conv2d, ops.batch_norm, ops.relu, ops.max_pool2d)
+  return {
+      name: _ms(jax.jit(_stack(*fns)), params, x, dy, repeats=repeats)
+      for name, fns in (
+          ("manual", manual),
+          ("autodiff", map(ops.plain, manual)),
+      )
+  }
+
+
+def _markdown(batch, conv_rows, pool_rows, stack, command):
+  lines = [
+      (
+          f"Batch {batch}, NHWC float32, 32x32 input; times are medians in ms,"
+          " fwd+bwd = forward and the backward of every input; autodiff"
+          " differentiates the lax formulation (`ops.plain`). All ratios come"
+          " from this one run."
+      ),
+      "",
+      (
+          "| layer | manual path (y/dx/dw) | fwd manual | fwd autodiff |"
+          " fwd+bwd manual | fwd+bwd autodiff | speedup |"
+      ),
+      "|---|---|---|---|---|---|---|",
+  ]
+  for name, impl, t in conv_rows:
+    lines.append(
+        f"| {name} | {impl} | {t['manual', 'fwd']:.1f} |"
+        f" {t['autodiff', 'fwd']:.1f} | {t['manual', 'all']:.1f} |"
+        f" {t['autodiff', 'all']:.1f} |"
+        f" {t['autodiff', 'all'] / t['manual', 'all']:.1f}x |"
+    )
+  lines += [
+      "",
+      (
+          "| layer | fwd | bwd manual | bwd/fwd | fwd+bwd manual |"
+          " fwd+bwd autodiff | speedup |"
+      ),
+      "|---|---|---|---|---|---|---|",
+  ]
+  for name, t in pool_rows:
+    lines.append(
+        f"| {name} | {t['manual', 'fwd']:.2f} | {t['manual', 'bwd']:.2f} |"
+        f" {t['manual', 'bwd'] / t['manual', 'fwd']:.1f}x |"
+        f" {t['manual', 'all']:.2f} | {t['autodiff', 'all']:.2f} |"
+        f" {t['autodiff', 'all'] / t['manual', 'all']:.1f}x |"
+    )
+  lines += [
+      "",
+      (
+          "Whole Table-1 conv/pool stack (10 x conv3x3 + batch_norm + relu, 5"
+          " max-pools), gradient of all parameters: manual"
+          f" {stack['manual']:.0f} ms, autodiff {stack['autodiff']:.0f} ms,"
+          f" speedup {stack['autodiff'] / stack['manual']:.1f}x."
+      ),
+      "",
+      f"Machine: {_timing.machine()}",
+      "",
+      f"Command: `{command}`",
+  ]
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+  del argv
+  batch, repeats = (8, 2) if QUICK.value else (128, 5)
+  conv_rows = _conv_rows(batch, repeats)
+  pool_rows = _pool_rows(batch, repeats)
+  stack = _stack_times(batch, max(repeats - 2, 1))
+  print(stack, flush=True)
+  command = "python -m benchmarks.conv" + (" --quick" if QUICK.value else "")
+  markdown = _markdown(batch, conv_rows, pool_rows, stack, command)
+  print(markdown)
+  if not QUICK.value:
+    _timing.write_section("conv", markdown)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""Tests of train/: input pipeline, loop and CLIs."""
