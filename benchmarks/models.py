@@ -6,6 +6,7 @@ the ``models`` section of ``docs/benchmarks.md``.
 
 import argparse
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -83,6 +84,9 @@ def main():
       "--quick", action="store_true", help="batch 8, 2 repeats: checks it runs"
   )
   parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument(
+      "--only", default="", help="run the models whose name contains this"
+  )
   args = parser.parse_args()
   repeats = 2 if args.quick else args.repeats
   mib = lambda n: f"{n / 2**20:,.0f}"
@@ -94,6 +98,8 @@ def main():
       "|---|---:|---:|---:|---:|---:|---:|",
   ]
   for name, (make, shape, batch) in MODELS.items():
+    if args.only not in name:
+      continue
     batch = 8 if args.quick else batch
     run = functools.partial(measure, make, shape, batch, repeats=repeats)
     (fast, mem_fast), (slow, mem_slow) = run("manual"), run("autodiff")
@@ -102,7 +108,12 @@ def main():
         f" | {mib(mem_fast)} | {mib(mem_slow)} |"
     )
     print(rows[-1], flush=True)
-  command = "python -m benchmarks.models" + (" --quick" if args.quick else "")
+  command = " ".join(["python -m benchmarks.models", *sys.argv[1:]])
+  note = (
+      "`--quick` run (batch 8, 2 repeats): checks the script, not figures."
+      if args.quick
+      else ""
+  )
   _timing.write_section(
       "models",
       "\n".join([
@@ -118,6 +129,7 @@ def main():
           "",
           *rows,
           "",
+          note,
           f"Command: `{command}`. Machine: {_timing.machine()}",
       ]),
   )

@@ -1,5 +1,5 @@
 """jaxbp: backprop by hand, at full speed."""
 
-from jaxbp import gradcheck, ops
+from jaxbp import gradcheck, models, nn, ops
 
-__all__ = ["gradcheck", "ops"]
+__all__ = ["gradcheck", "models", "nn", "ops"]

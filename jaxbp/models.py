@@ -75,7 +75,8 @@ class MLP(nnx.Module):
     self.norms = nnx.List(
         [norms[norm](h, **kw) for h in hidden_units] if norm else []
     )
-    self.dropout = nn.Dropout(dropout, vjp=vjp, rngs=rngs)
+    # Without dropout, rngs need no "dropout" stream.
+    self.dropout = nn.Dropout(dropout, vjp=vjp, rngs=rngs if dropout else None)
     self.head = nn.Linear(widths[-1], num_classes, **kw)
     self.activation, self.negative_slope = activation, negative_slope
     self.residual, self.vjp = residual, vjp
@@ -231,7 +232,9 @@ def summary(model, input_shape, dtype=jnp.float32):
   def tap(fn, kind):
     def call(*args, **kwargs):
       y = fn(*args, **kwargs)
-      if isinstance(kind, str):
+      if kind is nn.Dropout and not args[0].rate:
+        pass  # A rate-0 dropout is the identity: not worth a row.
+      elif isinstance(kind, str):
         rows.append(("", kind, str(y.shape), ""))
       else:
         name = ".".join(map(str, names[id(args[0])]))
@@ -263,7 +266,7 @@ def summary(model, input_shape, dtype=jnp.float32):
       setattr(nn, name, fn)
   w = [max(len(row[i]) for row in rows) for i in range(4)]
   lines = [
-      f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d:>{w[3]}}"
+      f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d:>{w[3]}}".rstrip()
       for a, b, c, d in rows
   ]
   rule = "-" * len(lines[0])

@@ -75,7 +75,12 @@ def global_avg_pool(x, *, vjp="manual"):
 
 
 class Linear(nnx.Module):
-  """``y = x @ kernel + bias``; the twin of ``nnx.Linear`` (same init, names)."""
+  """``y = x @ kernel + bias``; the twin of ``nnx.Linear`` (same init, names).
+
+  ``dtype`` is the compute dtype (e.g. ``jnp.bfloat16``): inputs and
+  parameters are cast to it for the op, the parameters stay ``param_dtype``.
+  ``None`` promotes the input and parameter dtypes, as ``nnx.Linear`` does.
+  """
 
   def __init__(
       self,
@@ -106,7 +111,11 @@ class Linear(nnx.Module):
 
 
 class Conv(nnx.Module):
-  """2-D convolution on NHWC input with an HWIO ``kernel``; twin of ``nnx.Conv``."""
+  """2-D convolution of NHWC inputs with an HWIO ``kernel``; twin of ``nnx.Conv``.
+
+  ``stride`` and ``padding`` (``'SAME'``, ``'VALID'`` or an int) are those of
+  ``ops.conv2d``; ``dtype`` is the compute dtype, as in :class:`Linear`.
+  """
 
   def __init__(
       self,
@@ -154,8 +163,9 @@ class BatchNorm(nnx.Module):
     \sigma^2_{run} \leftarrow (1 - m)\,\sigma^2_{run}
       + m\,\tfrac{n}{n - 1}\sigma^2_B,
 
-  with :math:`n` the number of values per channel. In ``model.eval()`` mode it
-  normalizes with the running statistics.
+  with :math:`n` the number of values per channel. In ``model.eval()`` mode
+  (``use_running_average=True``) it normalizes with the running statistics.
+  Like a fresh PyTorch module it starts in training mode.
 
   Intended differences from ``nnx.BatchNorm``: ``momentum`` is PyTorch's
   (``nnx.BatchNorm(momentum=1 - m)`` is the twin), and the running variance
@@ -182,11 +192,8 @@ class BatchNorm(nnx.Module):
     self.var = nnx.BatchStat(jnp.ones(shape, jnp.float32))
     self.scale = nnx.Param(jnp.ones(shape, param_dtype))
     self.bias = nnx.Param(jnp.zeros(shape, param_dtype))
-    self.num_features, self.momentum, self.epsilon = (
-        num_features,
-        momentum,
-        epsilon,
-    )
+    self.num_features = num_features
+    self.momentum, self.epsilon = momentum, epsilon
     self.use_running_average = use_running_average
     self.vjp, self.dtype = vjp, dtype
 
@@ -206,7 +213,8 @@ class BatchNorm(nnx.Module):
     axes = tuple(range(x.ndim - 1))
     n = x.size // x.shape[-1]
     mean = jnp.mean(x, axes)
-    # PyTorch's unbiased variance; one value per channel has none, keep it.
+    # PyTorch's unbiased variance (with one value per channel, where PyTorch
+    # raises, the biased 0 instead).
     var = jnp.var(x, axes) * (n / max(n - 1, 1))
     m = self.momentum
     self.mean[...] = ((1 - m) * self.mean[...] + m * mean).astype(
@@ -215,7 +223,7 @@ class BatchNorm(nnx.Module):
     self.var[...] = ((1 - m) * self.var[...] + m * var).astype(self.var.dtype)
 
   def _normalize_running(self, x, gamma, beta):
-    # An affine map per channel: plain jnp, autodiff is already optimal here.
+    # An affine map per channel: it needs no hand-written rule.
     dtype = jnp.promote_types(x.dtype, jnp.float32)
     mul = jax.lax.rsqrt(self.var[...].astype(dtype) + self.epsilon)
     y = (x.astype(dtype) - self.mean[...].astype(dtype)) * (gamma * mul)

@@ -49,11 +49,12 @@ MODELS = {
 
 @functools.cache
 def _built(name, vjp="manual"):
-  return MODELS[name][0](vjp, nnx.Rngs(0))
+  # One compiled program for all initializers instead of one per shape.
+  return nnx.jit(lambda: MODELS[name][0](vjp, nnx.Rngs(0)))()
 
 
 def _model(name, vjp="manual"):
-  """A fresh copy of a cached model: initialization compiles per shape."""
+  """A fresh copy of a cached model: initialization compiles."""
   return nnx.clone(_built(name, vjp))
 
 
@@ -137,9 +138,16 @@ def test_bad_model_configurations_raise_value_errors():
 
 
 def test_residual_adds_first_hidden_layer_to_third():
-  mlp = models.MLP(
-      48, (16, 16, 16), 10, activation="relu", residual=True, rngs=nnx.Rngs(0)
-  )
+  mlp = nnx.jit(
+      lambda: models.MLP(
+          48,
+          (16, 16, 16),
+          10,
+          activation="relu",
+          residual=True,
+          rngs=nnx.Rngs(0),
+      )
+  )()
   x, _ = _data((5, 48))
   h = [x]
   for linear in mlp.hidden:
@@ -169,7 +177,8 @@ def _cast_floats(model, dtype):
   def cast(a):
     return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
 
-  nnx.update(model, jax.tree.map(cast, nnx.state(model)))
+  state = jax.jit(lambda state: jax.tree.map(cast, state))(nnx.state(model))
+  nnx.update(model, state)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -46,7 +46,7 @@ def validate(config) -> None:
         f'config.normalization={config.normalization!r}: expected one of '
         f'{", ".join(_NORMALIZATIONS)}'
     )
-  for key in ('random_crop_padding', 'validation_size'):
+  for key in ('random_crop_padding', 'validation_size', 'seed'):
     value = config[key]
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
       raise ValueError(f'config.{key}={value!r}: expected an integer >= 0')
@@ -113,7 +113,7 @@ def _carve_validation(train, size, seed):
 
 
 def _load_digits():
-  """scikit-learn's 8x8 digits, 0..16 scaled to uint8, a fixed 1437/360 split."""
+  """sklearn's 8x8 digits, 0..16 scaled to uint8; a fixed 1437/360 split."""
   from sklearn import datasets as sk_datasets
   from sklearn import model_selection
 

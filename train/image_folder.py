@@ -23,7 +23,7 @@ def check_layout(path: str, need_test: bool = True) -> None:
   for split in ('train', 'test') if need_test else ('train',):
     split_dir = os.path.join(path, split)
     if not os.path.isdir(split_dir):
-      found = sorted(_subfolders(path))
+      found = _subfolders(path)
       raise ValueError(
           f'image folder {path!r} has no {split!r} split (found'
           f' {found or "no folders"}); expected {_LAYOUT}'
@@ -70,14 +70,17 @@ def load(path: str, image_size: int | None = None, need_test: bool = True):
         f' ({sizes}); set --config.image_size=N to resize all of them to NxN'
     )
   if all(_is_gray(x) for x, _ in splits.values()):
-    splits = {s: (x[..., :1], y) for s, (x, y) in splits.items()}
+    splits = {
+        s: (np.ascontiguousarray(x[..., :1]), y) for s, (x, y) in splits.items()
+    }
   test = splits['test'] if need_test else None
   return splits['train'], test, builder.info.features['label'].names
 
 
 def _subfolders(path):
   with os.scandir(path) as entries:
-    return sorted(e.name for e in entries if e.is_dir() and e.name[0] != '.')
+    # Hidden folders too: tfds' ImageFolder reads them as classes.
+    return sorted(e.name for e in entries if e.is_dir())
 
 
 def _has_image(path):

@@ -84,6 +84,38 @@ def _check_finite(sums: dict, ckpt: checkpoint.Checkpointer) -> None:
     )
 
 
+def _initial_state(config, model, ckpt, replicated):
+  """Splits model + optimizer for the compiled steps; restores a checkpoint.
+
+  Returns the train- and eval-mode graph definitions (they differ in the
+  modules' static `deterministic`/`use_running_average` flags), the RNG state
+  (reseeded inside each step, so never saved), the replicated state, the
+  running train sums and the step to start from.
+  """
+  optimizer = nnx.Optimizer(model, optim.make_optimizer(config), wrt=nnx.Param)
+  model.eval()
+  eval_def, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
+  model.train()
+  train_def, _, _ = nnx.split((model, optimizer), nnx.RngState, ...)
+  state, rng_state = jax.device_put((state, rng_state), replicated)
+  sums = jax.device_put(steps.zero_sums(), replicated)
+  start = 0
+  if ckpt.latest_step() is not None:
+    start, saved = ckpt.restore(
+        {'state': nnx.to_pure_dict(state), 'sums': sums}
+    )
+    nnx.replace_by_pure_dict(state, saved['state'])
+    sums = saved['sums']
+  return train_def, eval_def, rng_state, state, sums, start
+
+
+def _train_means(sums, batch_size):
+  return (
+      float(sums['loss'] / sums['steps']),
+      float(sums['correct'] / (sums['steps'] * batch_size)),
+  )
+
+
 def train_and_evaluate(
     config,
     workdir: str,
@@ -116,20 +148,9 @@ def train_and_evaluate(
 
   mesh = Mesh(jax.devices(), ('data',))
   replicated = NamedSharding(mesh, P())
-  optimizer = nnx.Optimizer(model, optim.make_optimizer(config), wrt=nnx.Param)
-  model.eval()
-  eval_def, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
-  model.train()
-  train_def, _, _ = nnx.split((model, optimizer), nnx.RngState, ...)
-  state, rng_state = jax.device_put((state, rng_state), replicated)
-  sums = jax.device_put(steps.zero_sums(), replicated)
-  start = 0
-  if ckpt.latest_step() is not None:
-    start, saved = ckpt.restore(
-        {'state': nnx.to_pure_dict(state), 'sums': sums}
-    )
-    nnx.replace_by_pure_dict(state, saved['state'])
-    sums = saved['sums']
+  train_def, eval_def, rng_state, state, sums, start = _initial_state(
+      config, model, ckpt, replicated
+  )
 
   normalize = input_pipeline.make_normalizer(
       data.train_images, config.normalization
@@ -180,10 +201,11 @@ def train_and_evaluate(
       _check_finite(host, ckpt)
       now = time.perf_counter()
       ips = (step - tick_step) * config.batch_size / max(now - tick, 1e-9)
+      train_loss, train_accuracy = _train_means(host, config.batch_size)
       bar.update(step - bar.n)
       bar.set_postfix(
-          loss=f'{host["loss"] / host["steps"]:.4f}',
-          acc=f'{host["correct"] / (host["steps"] * config.batch_size):.4f}',
+          loss=f'{train_loss:.4f}',
+          acc=f'{train_accuracy:.4f}',
           img_s=f'{ips:.0f}',
       )
       if is_eval:
@@ -194,10 +216,8 @@ def train_and_evaluate(
         )
         record = {
             'step': step,
-            'train_loss': float(host['loss'] / host['steps']),
-            'train_accuracy': float(
-                host['correct'] / (host['steps'] * config.batch_size)
-            ),
+            'train_loss': train_loss,
+            'train_accuracy': train_accuracy,
             'test_loss': float(test_loss),
             'test_accuracy': float(test_accuracy),
             'images_per_sec': float(ips),
@@ -207,8 +227,8 @@ def train_and_evaluate(
         }
         log.write(record)
         bar.write(
-            f'step {step}: train loss {record["train_loss"]:.4f} acc'
-            f' {record["train_accuracy"]:.4f} | test loss {test_loss:.4f} acc'
+            f'step {step}: train loss {train_loss:.4f} acc'
+            f' {train_accuracy:.4f} | test loss {test_loss:.4f} acc'
             f' {test_accuracy:.4f} | {ips:.0f} images/s'
         )
         sums = jax.device_put(steps.zero_sums(), replicated)

@@ -31,7 +31,7 @@ def main(argv: Sequence[str]) -> int:
   )
   print("| " + " | ".join(header) + " |")
   print("|" + "---|" * len(header))
-  failed = []
+  failures, checked, failed = [], 0, 0
   for case in registry.CASES:
     if FLAGS.value and case.name.split(" ")[0] not in FLAGS.value:
       continue
@@ -51,11 +51,15 @@ def main(argv: Sequence[str]) -> int:
         f" {result.autodiff_rel:.1e} | {result.fd_rel:.1e} | {ratio:.2f}x |",
         flush=True,
     )
-    failed += result.failures
-  for line in failed:
+    failures += result.failures
+    checked, failed = checked + 1, failed + (not result.ok)
+  for line in failures:
     print(line)
-  print(f"{len(failed)} failure(s)." if failed else "All ops within tolerance.")
-  return 1 if failed else 0
+  if failed:
+    print(f"{failed} of {checked} checks failed.")
+    return 1
+  print(f"All {checked} checks within tolerance.")
+  return 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """2-D convolution (NHWC, HWIO) with a hand-derived backward, per-shape fast."""
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -12,12 +13,14 @@ _DN = ("NHWC", "HWIO", "NHWC")
 # (measured at batch 128: 3x3 512->512 on 2x2 takes 2.1 s forward and 3.2 s
 # for dx, against 15 ms each as patches + one matmul); above it they win.
 _SMALL_MAP = 9
-# With fewer input channels, dx as a convolution has a thin output (3x3 3->64
-# at 32x32: 42 ms) and col2im wins (10 ms).
+# On large problems (at least _MANY_ROWS patch rows, batch * output pixels,
+# and _MANY_MACS multiply-adds), dx as col2im wins for thin inputs (3x3 3->64
+# at 32x32, batch 128: 10 vs 42 ms) and dw as one patches^T @ dy matmul wins
+# (32x32: 25 vs 46 ms; 16x16 64->128: 119 vs 146; 8x8 128->256: 78 vs 96).
+# On smaller ones (4x4 at batch 128; 32x32 3->16 at batch 8) lax wins.
+_MANY_ROWS = 8192
+_MANY_MACS = 10**8
 _THIN_CHANNELS = 16
-# From this many output pixels on, dw as one patches^T @ dy matmul beats the
-# convolution (32x32: 25 vs 46 ms; 16x16: 119 vs 146; 8x8: 78 vs 96).
-_LARGE_MAP = 64
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -103,28 +106,29 @@ def choose_impl(x_shape, w_shape, stride=1, padding="SAME", backend=None):
   (or ``backend``). GPUs and TPUs always get XLA's convolutions. On CPU,
   patches + matmul (and col2im for dx) run on small maps, where XLA:CPU's
   convolutions are orders of magnitude slower; dx also uses col2im for thin
-  inputs, and dw uses one big matmul on large maps. Thresholds were measured
-  on the VGG layers at batch 128 (see ``benchmarks/conv.py``).
+  inputs, and dw uses one big matmul, once there are many patch rows.
+  Thresholds were measured on the VGG layers at batch 128 and at batch 8-32
+  (see ``benchmarks/conv.py``).
   """
   if (backend or jax.default_backend()) != "cpu":
     return ("lax", "lax", "lax")
-  h, w = x_shape[1:3]
-  (sh, sw), ((ht, hb), (wl, wr)) = _strides_pads(h, w, w_shape, stride, padding)
-  pixels = ((h + ht + hb - w_shape[0]) // sh + 1) * (
-      (w + wl + wr - w_shape[1]) // sw + 1
-  )
+  strides, pads = _strides_pads(*x_shape[1:3], w_shape, stride, padding)
+  oh, ow = _out_size(x_shape, w_shape, strides, pads)
+  pixels = oh * ow
   small = pixels <= _SMALL_MAP
+  rows = x_shape[0] * pixels
+  many = rows >= _MANY_ROWS and rows * math.prod(w_shape) >= _MANY_MACS
   thin = x_shape[3] < _THIN_CHANNELS
   pick = lambda matmul: "matmul" if matmul else "lax"
-  return (pick(small), pick(small or thin), pick(small or pixels >= _LARGE_MAP))
+  return (pick(small), pick(small or (many and thin)), pick(small or many))
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
 def _conv2d_forced(x, w, b, stride, padding, impl):
   """``conv2d`` with the formulation forced: ``impl`` is a ``(y, dx, dw)``."""
   return _conv2d_fwd(x, w, b, stride, padding, impl)[0]
 
 
-_conv2d_forced = jax.custom_vjp(_conv2d_forced, nondiff_argnums=(3, 4, 5))
 _conv2d_forced.defvjp(
     _conv2d_fwd,
     lambda stride, padding, impl, res, dy: _conv2d_bwd(

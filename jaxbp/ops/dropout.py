@@ -29,10 +29,10 @@ def dropout(x: jax.Array, key: jax.Array, rate: float) -> jax.Array:
 
 
 def _dropout_fwd(x, key, rate):
-  _checks.floating("dropout", x=x)
-  _checks.prng_key("dropout", "key", key)
   if not 0 <= rate < 1:
     raise ValueError(f"dropout: rate must be in [0, 1), got {rate}.")
+  _checks.floating("dropout", x=x)
+  _checks.prng_key("dropout", "key", key)
   if rate == 0:
     return x, None
   mask = jax.random.bernoulli(key, 1 - rate, jnp.shape(x))

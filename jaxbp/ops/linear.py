@@ -31,18 +31,14 @@ def _linear_fwd(x, w, b):
   _checks.floating("linear", x=x, w=w)
   _checks.rank("linear", "x", x, min_ndim=1)
   _checks.rank("linear", "w", w, ndim=2)
-  n = _checks.shape_of(x)[-1]
+  x_shape = _checks.shape_of(x)
   _checks.shape(
-      "linear",
-      "w",
-      w,
-      (n, w.shape[1]),
-      f"(in, out) with in = x.shape[-1] = {n}",
+      "linear", "w", w, (x_shape[-1], w.shape[1]), f"x has shape {x_shape}"
   )
   y = jnp.matmul(x, w)
   if b is not None:
     _checks.floating("linear", b=b)
-    _checks.shape("linear", "b", b, (w.shape[1],), "(out,) = w.shape[1:]")
+    _checks.shape("linear", "b", b, (w.shape[1],), f"w has shape {w.shape}")
     y = y + b
   # An empty tuple (not None) marks a bias in the residual's tree structure,
   # which stays static under jit and vmap; the bias values are not needed.

@@ -95,10 +95,18 @@ def _softmax_cross_entropy_fwd(logits, labels):
   _checks.rank(op, "logits", logits, min_ndim=1)
   lead = logits.shape[:-1]
   if jnp.issubdtype(_checks.dtype_of(labels), jnp.integer):
-    _checks.shape(op, "labels", labels, lead, "integer labels index logits")
+    _checks.shape(
+        op,
+        "labels",
+        labels,
+        lead,
+        f"one class index per row of logits {logits.shape}",
+    )
   else:
     _checks.floating(op, labels=labels)
-    _checks.shape(op, "labels", labels, logits.shape, "soft labels")
+    _checks.shape(
+        op, "labels", labels, logits.shape, "soft labels match the logits"
+    )
   z = logits.astype(_dtypes.stat_dtype(logits))
   z = z - jnp.max(z, -1, keepdims=True)
   log_p = z - jnp.log(jnp.sum(jnp.exp(z), -1, keepdims=True))

@@ -11,9 +11,11 @@ from jaxbp.ops import _checks, _dtypes
 def _check(op, x, gamma, beta, min_ndim):
   _checks.floating(op, x=x, gamma=gamma, beta=beta)
   _checks.rank(op, "x", x, min_ndim=min_ndim)
-  c = _checks.shape_of(x)[-1]
+  x_shape = _checks.shape_of(x)
   for name, p in (("gamma", gamma), ("beta", beta)):
-    _checks.shape(op, name, p, (c,), f"one per channel, x.shape[-1] = {c}")
+    _checks.shape(
+        op, name, p, x_shape[-1:], f"one per channel of x with shape {x_shape}"
+    )
 
 
 def _normalize(x, axes, eps):

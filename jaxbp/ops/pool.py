@@ -51,7 +51,7 @@ def _max_pool2d_bwd(window, stride, padding, res, dy):
   x, y = res
   todo = jnp.ones(y.shape, bool)
   parts = []
-  for i, j, xs in _windows(x, -jnp.inf, window, stride, padding, y.shape):
+  for i, j, xs in _windows(x, -jnp.inf, window, stride, padding):
     hit = todo & (xs == y)
     todo &= ~hit
     parts.append((i, j, jnp.where(hit, dy, jnp.zeros((), dy.dtype))))
@@ -145,7 +145,7 @@ def _phases(size, window, stride, padding):
   return out, out + (window - 1) // stride
 
 
-def _windows(x, fill, window, stride, padding, y_shape):
+def _windows(x, fill, window, stride, padding):
   """Yields (i, j, x_p[:, s*h + i, s*w + j]) in row-major window order.
 
   The padded input is cut into s x s phases by a reshape, so window offset

@@ -203,6 +203,7 @@ def test_unknown_tfds_name_lists_close_matches():
         ({'random_crop_padding': -1}, 'config.random_crop_padding'),
         ({'validation_size': -5}, 'config.validation_size'),
         ({'image_size': 0}, 'config.image_size'),
+        ({'seed': -1}, 'config.seed'),
         ({'dataset': ''}, 'config.dataset'),
     ],
 )

@@ -3,9 +3,9 @@
 import json
 import os
 import shutil
+import tempfile
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -13,6 +13,12 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from train import build, defaults, input_pipeline, loop, steps
+
+# Runs that compile the same program (a resume, a rerun, a subprocess) take it
+# from JAX's persistent compilation cache instead of compiling it again.
+JAX_CACHE = os.path.join(tempfile.gettempdir(), 'jaxbp-tests-jax-cache')
+jax.config.update('jax_compilation_cache_dir', JAX_CACHE)
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 
 def tiny_config(**overrides):
@@ -112,7 +118,7 @@ def test_evaluation_counts_each_example_once(tmp_path):
   model.eval()
   graphdef, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
   normalize = input_pipeline.make_normalizer(data.train_images, 'per_channel')
-  logits = model(normalize(jnp.asarray(data.test_images)))
+  logits = nnx.jit(lambda m, x: m(normalize(x)))(model, data.test_images)
   expected_loss = float(
       optax.softmax_cross_entropy_with_integer_labels(
           logits, data.test_labels
