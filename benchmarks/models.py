@@ -1,4 +1,4 @@
-"""Train-step images/s and memory of each model, hand-written vs autodiff backward.
+"""Train-step images/s and memory per model, hand-written vs autodiff backward.
 
 Run from the repository root: ``python -m benchmarks.models [--quick]``. Writes
 the ``models`` section of ``docs/benchmarks.md``.

@@ -1,9 +1,16 @@
 r"""Our best MLP on CIFAR-10 (seeds: >= 0.52 asked, 0.54 reached; goal >= 0.58).
 
+Two hidden layers (1024, 512) of Linear -> BatchNorm -> ReLU, per-channel
+standardization, random 2-pixel-padded crops and horizontal flips, Adam at
+1e-3 with cosine decay, batch 256, 4,000 steps (20 epochs).
+
   python -m train.mlp --config configs/mlp_tuned.py \
       --config.dataset=image_folder:../shared/data/cifar10 --workdir runs/mlp_tuned
 
-Result: RESULT_MLP_TUNED
+Result, measured on this project's 2-core CPU machine while other jobs loaded
+it (run under `nice`): test accuracy 0.616 at step 4000 (0.586 at step 2000,
+rising at every evaluation), train accuracy 0.66; 1,460 s wall, 4 min 52 s of
+CPU time for the whole process. First and only configuration tried.
 """
 
 from train import defaults

@@ -23,7 +23,7 @@ def check_vjp(vjp):
 
 
 def select(op, vjp):
-  """Returns ``op`` itself for ``'manual'``, its plain forward for ``'autodiff'``.
+  """Returns ``op`` for ``'manual'``, its plain forward for ``'autodiff'``.
 
   Both take the same arguments, so a layer calls ``select(op, self.vjp)(...)``
   and ``model.set_attributes(vjp='autodiff')`` switches a whole model.
@@ -111,7 +111,7 @@ class Linear(nnx.Module):
 
 
 class Conv(nnx.Module):
-  """2-D convolution of NHWC inputs with an HWIO ``kernel``; twin of ``nnx.Conv``.
+  """2-D convolution, NHWC inputs, HWIO ``kernel``; twin of ``nnx.Conv``.
 
   ``stride`` and ``padding`` (``'SAME'``, ``'VALID'`` or an int) are those of
   ``ops.conv2d``; ``dtype`` is the compute dtype, as in :class:`Linear`.
@@ -231,7 +231,7 @@ class BatchNorm(nnx.Module):
 
 
 class LayerNorm(nnx.Module):
-  """Normalizes over the last axis with ``ops.layer_norm``; twin of ``nnx.LayerNorm``.
+  """Normalizes the last axis with ``ops.layer_norm``; twin of nnx.LayerNorm.
 
   PyTorch's ``epsilon=1e-5`` is the default (``nnx.LayerNorm`` uses 1e-6).
   """

@@ -1,4 +1,4 @@
-"""jaxbp.models: sizes, shapes, modes, manual vs autodiff gradients, training."""
+"""models: sizes, shapes, modes, manual vs autodiff gradients, training."""
 
 import functools
 
@@ -48,14 +48,16 @@ MODELS = {
 
 
 @functools.cache
-def _built(name, vjp="manual"):
+def _built(name):
   # One compiled program for all initializers instead of one per shape.
-  return nnx.jit(lambda: MODELS[name][0](vjp, nnx.Rngs(0)))()
+  return nnx.jit(lambda: MODELS[name][0]("manual", nnx.Rngs(0)))()
 
 
 def _model(name, vjp="manual"):
   """A fresh copy of a cached model: initialization compiles."""
-  return nnx.clone(_built(name, vjp))
+  model = nnx.clone(_built(name))
+  model.set_attributes(vjp=vjp)
+  return model
 
 
 def _params(model):
@@ -121,6 +123,32 @@ def test_parameter_counts_match_the_seeds():
 )
 def test_models_return_logits_for_other_image_sizes(make, shape, num_classes):
   assert _out_shape(_abstract(make), shape) == (shape[0], num_classes)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: models.VGG(dtype=jnp.bfloat16, rngs=r),
+        lambda r: models.MLP(
+            48, (16,), 10, norm="batch", dtype=jnp.bfloat16, rngs=r
+        ),
+    ],
+)
+def test_bfloat16_models_keep_float32_params_and_logits(make):
+  model = _abstract(make)
+  graphdef, state = nnx.split(model)
+  f = lambda state, x: jax.grad(
+      lambda s: _loss(nnx.merge(graphdef, s), x, jnp.zeros(2, jnp.int32)),
+  )(state)
+  shape = (2, 32, 32, 3) if isinstance(model, models.VGG) else (2, 48)
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  grads = jax.eval_shape(f, state, x)
+  assert "bf16[2," in str(jax.make_jaxpr(f)(state, x))  # Computes in bf16.
+  y = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state, x)
+  assert y.dtype == jnp.float32
+  dtypes = {a.dtype for a in jax.tree.leaves(nnx.state(model, nnx.Param))}
+  assert dtypes == {jnp.dtype(jnp.float32)}
+  assert {g.dtype for g in jax.tree.leaves(grads)} == dtypes
 
 
 def test_bad_model_configurations_raise_value_errors():

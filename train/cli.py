@@ -25,6 +25,18 @@ flags.DEFINE_bool(
 FLAGS = flags.FLAGS
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad flag or config key reported in one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    raise SystemExit(f'error: {e}') from None
+  except AttributeError as e:
+    # ml_collections' locked config: a key that does not exist, with a hint.
+    message = str(e).strip('\'"').replace('\\n', ' ').replace("\\'", '')
+    raise SystemExit(f'error: unknown config key {message}') from None
+
+
 def main(argv, model_names: tuple[str, ...]) -> None:
   """Trains FLAGS.config in FLAGS.workdir; bad input exits with one line."""
   if len(argv) > 1:

@@ -116,6 +116,24 @@ def _train_means(sums, batch_size):
   )
 
 
+def _log_evaluation(log, bar, *, step, train, test, **fields) -> None:
+  """Appends one row to metrics.jsonl and prints it above the progress bar."""
+  (train_loss, train_accuracy), (test_loss, test_accuracy) = train, test
+  log.write({
+      'step': step,
+      'train_loss': train_loss,
+      'train_accuracy': train_accuracy,
+      'test_loss': float(test_loss),
+      'test_accuracy': float(test_accuracy),
+      **fields,
+  })
+  bar.write(
+      f'step {step}: train loss {train_loss:.4f} acc {train_accuracy:.4f} |'
+      f' test loss {test_loss:.4f} acc {test_accuracy:.4f} |'
+      f' {fields["images_per_sec"]:.0f} images/s'
+  )
+
+
 def train_and_evaluate(
     config,
     workdir: str,
@@ -211,25 +229,16 @@ def train_and_evaluate(
       if is_eval:
         timed['seconds'] += now - tick
         timed['steps'] += step - tick_step
-        test_loss, test_accuracy = jax.device_get(
-            evaluate(state, test_images, test_labels)
-        )
-        record = {
-            'step': step,
-            'train_loss': train_loss,
-            'train_accuracy': train_accuracy,
-            'test_loss': float(test_loss),
-            'test_accuracy': float(test_accuracy),
-            'images_per_sec': float(ips),
-            'learning_rate': float(schedule(step - 1)),
-            'epoch': step * config.batch_size / len(data.train_labels),
-            'wall_time': prior_wall + time.perf_counter() - began,
-        }
-        log.write(record)
-        bar.write(
-            f'step {step}: train loss {train_loss:.4f} acc'
-            f' {train_accuracy:.4f} | test loss {test_loss:.4f} acc'
-            f' {test_accuracy:.4f} | {ips:.0f} images/s'
+        _log_evaluation(
+            log,
+            bar,
+            step=step,
+            train=(train_loss, train_accuracy),
+            test=jax.device_get(evaluate(state, test_images, test_labels)),
+            images_per_sec=ips,
+            learning_rate=float(schedule(step - 1)),
+            epoch=step * config.batch_size / len(data.train_labels),
+            wall_time=prior_wall + time.perf_counter() - began,
         )
         sums = jax.device_put(steps.zero_sums(), replicated)
       if is_ckpt:
@@ -238,13 +247,11 @@ def train_and_evaluate(
         tick, tick_step = time.perf_counter(), step
 
   if log.records:
-    reporting.plot_curves(
-        log.records, workdir, f'{config.model.name} on {data.name}'
-    )
+    title = f'{config.model.name} on {data.name}'
+    reporting.plot_curves(log.records, workdir, title)
   ips = timed['steps'] * config.batch_size / max(timed['seconds'], 1e-9)
-  summary = reporting.summary(
-      log.records, step, prior_wall + time.perf_counter() - began, ips
-  )
+  wall = prior_wall + time.perf_counter() - began
+  summary = reporting.summary(log.records, step, wall, ips)
   if caught:
     summary = (
         f'stopped by signal {caught[0]} at step {step}; checkpoint saved,'

@@ -234,19 +234,29 @@ def _central_differences(f, diff, u, directions, eps):
   ]
 
 
-def fwd_bwd_seconds(f: Callable, *args: Any, repeats: int = 20) -> float:
-  """Returns the median time of one jitted forward + backward of `f`."""
+def fwd_bwd_seconds(
+    fns: Sequence[Callable], *args: Any, repeats: int = 20
+) -> list[float]:
+  """Returns the median time of one jitted forward + backward of each fn.
+
+  The functions are called in turn, round after round, so that a change in
+  machine load hits all of them alike.
+  """
   diff = [i for i, a in enumerate(args) if is_float(a)]
 
-  def step(*a):
-    y, vjp_fn = jax.vjp(_restrict(f, a, diff), *[a[i] for i in diff])
-    return vjp_fn(jnp.ones_like(y))
+  def stepper(f):
+    def step(*a):
+      y, vjp_fn = jax.vjp(_restrict(f, a, diff), *[a[i] for i in diff])
+      return vjp_fn(jnp.ones_like(y))
 
-  step = jax.jit(step)
-  jax.block_until_ready(step(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(step(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+    return jax.jit(step)
+
+  steps = [stepper(f) for f in fns]
+  times = [[] for _ in steps]
+  for round_ in range(repeats + 1):
+    for step, ts in zip(steps, times, strict=True):
+      start = time.perf_counter()
+      jax.block_until_ready(step(*args))
+      if round_:  # Round 0 compiles and warms up.
+        ts.append(time.perf_counter() - start)
+  return [statistics.median(ts) for ts in times]

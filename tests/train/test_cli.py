@@ -19,7 +19,7 @@ from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
 
-from train import convnet, loop, mlp
+from train import cli, convnet, loop, mlp
 
 # Runs that compile the same program (a resume, a rerun, a subprocess) take it
 # from JAX's persistent compilation cache instead of compiling it again.
@@ -43,7 +43,7 @@ def run_cli(module, monkeypatch, *args):
   monkeypatch.chdir(ROOT)
   with flagsaver.flagsaver():
     try:
-      module.main(flags.FLAGS(argv))
+      module.main(cli.parse_flags(argv))
       return flags.FLAGS.config
     finally:
       flags.FLAGS.unparse_flags()
@@ -158,7 +158,7 @@ def test_image_folder_of_unseen_gray_images_trains(tmp_path, monkeypatch):
 
 
 def test_misspelt_key_is_an_error(tmp_path, monkeypatch):
-  with pytest.raises(AttributeError, match='max_steps'):
+  with pytest.raises(SystemExit) as exit_info:
     run_cli(
         mlp,
         monkeypatch,
@@ -166,6 +166,9 @@ def test_misspelt_key_is_an_error(tmp_path, monkeypatch):
         f'--workdir={tmp_path}',
         '--config.max_stepz=3',
     )
+  text = str(exit_info.value.code)
+  assert text.startswith('error: unknown config key max_stepz')
+  assert 'max_steps' in text and '\n' not in text
 
 
 @pytest.mark.parametrize(
