@@ -28,6 +28,22 @@ def median_time(fn, *args, repeats: int = 20, warmup: int = 2) -> float:
   return statistics.median(times)
 
 
+def median_times(calls, repeats: int = 20, warmup: int = 2) -> list[float]:
+  """Returns the median wall time in seconds of each `(fn, args)` in `calls`.
+
+  The calls run in turn, round after round, so a change in machine load hits
+  all of them alike and their ratio stays meaningful on a busy machine.
+  """
+  times = [[] for _ in calls]
+  for round_ in range(warmup + repeats):
+    for (fn, args), ts in zip(calls, times, strict=True):
+      start = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      if round_ >= warmup:
+        ts.append(time.perf_counter() - start)
+  return [statistics.median(ts) for ts in times]
+
+
 def residual_bytes(fn, *args) -> int:
   """Returns the bytes `jax.vjp(fn, *args)` keeps alive for the backward pass.
 

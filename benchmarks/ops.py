@@ -4,6 +4,7 @@ Run: python -m benchmarks.ops [--quick]. Writes the `ops` section of
 docs/benchmarks.md. Both sides are jitted and measured in the same run.
 """
 
+import re
 from collections.abc import Sequence
 
 import jax
@@ -78,8 +79,8 @@ def _is_float(a):
   return jnp.issubdtype(a.dtype, jnp.floating)
 
 
-def _measure(fn, args, dy, repeats):
-  """Returns fwd+bwd ms, bwd-only ms and residual bytes of `fn`."""
+def _programs(fn, args, dy):
+  """Returns the jitted fwd+bwd call, the bwd-only call and residual bytes."""
   idx = [i for i, a in enumerate(args) if _is_float(a)]
 
   def of_floats(*floats):
@@ -88,15 +89,27 @@ def _measure(fn, args, dy, repeats):
       full[i] = a
     return fn(*full)
 
+  def fwd_bwd(dy, *f):
+    y, vjp_fn = jax.vjp(of_floats, *f)
+    return y, vjp_fn(dy)  # y too, so the forward is never dead code.
+
   floats = [args[i] for i in idx]
-  step = jax.jit(lambda dy, *f: jax.vjp(of_floats, *f)[1](dy))
   vjp_fn = jax.jit(lambda *f: jax.vjp(of_floats, *f)[1])(*floats)
-  bwd = jax.jit(lambda vjp_fn, dy: vjp_fn(dy))
-  ms = lambda f, *a: 1e3 * _timing.median_time(f, *a, repeats=repeats)
   return (
-      ms(step, dy, *floats),
-      ms(bwd, vjp_fn, dy),
+      (jax.jit(fwd_bwd), (dy, *floats)),
+      (jax.jit(lambda vjp_fn, dy: vjp_fn(dy)), (vjp_fn, dy)),
       _timing.residual_bytes(of_floats, *floats),
+  )
+
+
+def _hlo(call) -> str:
+  """The optimized program with metadata dropped and names canonicalized."""
+  fn, args = call
+  text = fn.lower(*args).compile().as_text()
+  text = re.sub(r", metadata=\{[^}]*\}", "", text[text.index("ENTRY") :])
+  names = {}
+  return re.sub(
+      r"%[\w.-]+", lambda m: names.setdefault(m[0], f"%{len(names)}"), text
   )
 
 
@@ -106,13 +119,20 @@ def _row(label, op, specs, static, quick, repeats):
   plain = lambda *a: ops.plain(op)(*a, **static)
   y = manual(*args)
   dy = jax.random.normal(jax.random.key(1), y.shape, y.dtype)
-  m, a = (_measure(f, args, dy, repeats) for f in (manual, plain))
+  m, a = _programs(manual, args, dy), _programs(plain, args, dy)
+  step_m, step_a, bwd_m, bwd_a = (
+      1e3 * t
+      for t in _timing.median_times([m[0], a[0], m[1], a[1]], repeats=repeats)
+  )
+  same = _hlo(m[0]) == _hlo(a[0])
   shapes = ", ".join("x".join(map(str, s.shape)) for s in args if _is_float(s))
   goal = BWD_GOAL.get(label)
-  ok = m[0] <= a[0] and m[2] <= a[2] and (goal is None or m[1] <= goal * a[1])
+  ok = (same or step_m <= step_a) and m[2] <= a[2]
+  ok = ok and (goal is None or bwd_m <= goal * bwd_a)
   return (
-      f"| {label} | {shapes} | {m[0]:.3f} | {a[0]:.3f} | {m[0] / a[0]:.2f}x |"
-      f" {m[1] / a[1]:.2f}x | {m[2]:,} | {a[2]:,} | {'yes' if ok else 'no'} |"
+      f"| {label} | {shapes} | {step_m:.3f} | {step_a:.3f} |"
+      f" {step_m / step_a:.2f}x{' (same program)' if same else ''} |"
+      f" {bwd_m / bwd_a:.2f}x | {m[2]:,} | {a[2]:,} | {'yes' if ok else 'no'} |"
   )
 
 
@@ -136,11 +156,14 @@ def main(argv: Sequence[str]) -> None:
       "## Ops: hand-written backward vs autodiff of the plain forward\n\n"
       "Each op's forward + backward (`jax.vjp` then the VJP at a fixed random"
       " cotangent) compiled with `jax.jit`, hand-written rule vs autodiff of"
-      f" `ops.plain(op)`, median of {repeats} calls after warm-up, float32;"
+      f" `ops.plain(op)`, median of {repeats} calls after warm-up (the two"
+      " called in turn, so load changes hit both alike), float32;"
       " bwd-only times the VJP function alone given its residuals. Residual"
       " bytes are the arrays the VJP function keeps alive (under jit). Goal:"
       " fwd+bwd ratio <= 1.0, residuals <= autodiff's, and batch/layer norm"
-      " bwd-only ratio <= 0.8.\n\n"
+      ' bwd-only ratio <= 0.8. "Same program": XLA compiles both fwd+bwd'
+      " steps to the same optimized HLO (names and metadata aside), so their"
+      " ratio is timing noise and the goal counts as met.\n\n"
       + "\n".join(lines)
       + f"\n\nCommand: `{command}`. Machine: {_timing.machine()}",
   )

@@ -3,13 +3,11 @@
 from collections.abc import Sequence
 
 import jax.numpy as jnp
-from absl import app, flags
+from absl import app, flags, logging
 
 from jaxbp.gradcheck import check, registry
 
-FLAGS = flags.DEFINE_list(
-    "ops", [], "Only these ops (default: all registered)."
-)
+OPS = flags.DEFINE_list("ops", [], "Only these ops (default: all registered).")
 REPEATS = flags.DEFINE_integer("repeats", 20, "Timing repeats per op.")
 
 
@@ -22,6 +20,8 @@ def _shapes(args, static) -> str:
 def main(argv: Sequence[str]) -> int:
   """Checks every registered op; prints one table row per op."""
   del argv
+  # JAX logs at INFO that it found no TPU; the table is the output.
+  logging.set_verbosity(logging.WARNING)
   header = (
       "op",
       "shapes",
@@ -33,7 +33,7 @@ def main(argv: Sequence[str]) -> int:
   print("|" + "---|" * len(header))
   failures, checked, failed = [], 0, 0
   for case in registry.CASES:
-    if FLAGS.value and case.name.split(" ")[0] not in FLAGS.value:
+    if OPS.value and case.name.split(" ")[0] not in OPS.value:
       continue
     args = case.build()
     result = check.check_vjp(

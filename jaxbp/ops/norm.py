@@ -63,7 +63,7 @@ def _batch_norm_fwd(x, gamma, beta, eps):
 
 
 def _batch_norm_bwd(eps, res, dy):
-  r"""With :math:`M` the number of reductions per channel,
+  r"""With :math:`M` the number of entries per channel,
   :math:`\bar\beta = \sum \bar{y}` and :math:`\bar\gamma = \sum \bar{y}
   \hat{x}` (sums over all axes but the last), the chain rule through
   :math:`\mu` and :math:`\sigma^2` collapses to one elementwise pass:

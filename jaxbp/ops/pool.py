@@ -31,7 +31,7 @@ def max_pool2d(x, window=3, stride=2, padding=1):
 def _max_pool2d_fwd(x, window, stride, padding):
   _check("max_pool2d", x, window, stride, padding)
   y = _reduce_window(x, -jnp.inf, jax.lax.max, window, stride, padding)
-  return y, (x, y)
+  return y, (_first_max(x, y, window, stride, padding), x.shape)
 
 
 def _max_pool2d_bwd(window, stride, padding, res, dy):
@@ -44,18 +44,19 @@ def _max_pool2d_bwd(window, stride, padding, res, dy):
 
   Tie rule: among equal maxima the first in row-major window order (i, then
   j) takes the whole cotangent, as autodiff of ``lax.reduce_window`` does
-  (its ``select_and_scatter`` with ``>=`` keeps the earliest). The offsets
-  are scanned in that order with a "not yet routed" mask; the routed
-  cotangents are accumulated with pads and reshapes, not a scatter.
+  (its ``select_and_scatter`` with ``>=`` keeps the earliest). The forward
+  keeps only the index k = i * window + j of that first maximum, in a small
+  integer array; the routed cotangents are accumulated with pads and
+  reshapes, not a scatter.
   """
-  x, y = res
-  todo = jnp.ones(y.shape, bool)
-  parts = []
-  for i, j, xs in _windows(x, -jnp.inf, window, stride, padding):
-    hit = todo & (xs == y)
-    todo &= ~hit
-    parts.append((i, j, jnp.where(hit, dy, jnp.zeros((), dy.dtype))))
-  return (_col2im(parts, x.shape, window, stride, padding),)
+  first, x_shape = res
+  zero = jnp.zeros((), dy.dtype)
+  offsets = [(i, j) for i in range(window) for j in range(window)]
+  parts = [
+      (i, j, jnp.where(first == k, dy, zero))
+      for k, (i, j) in enumerate(offsets)
+  ]
+  return (_col2im(parts, x_shape, window, stride, padding),)
 
 
 max_pool2d.defvjp(_max_pool2d_fwd, _max_pool2d_bwd)
@@ -124,6 +125,17 @@ def _global_avg_pool_bwd(x_shape, dy):
 
 
 global_avg_pool.defvjp(_global_avg_pool_fwd, _global_avg_pool_bwd)
+
+
+def _first_max(x, y, window, stride, padding):
+  """The index i * window + j of the first offset where x_p equals y."""
+  windows = list(_windows(x, -jnp.inf, window, stride, padding))
+  dtype = jnp.int8 if len(windows) < 127 else jnp.int32
+  first = jnp.zeros(y.shape, dtype)
+  # Last to first, so that the earliest match is written last.
+  for k, (_, _, xs) in reversed(list(enumerate(windows))):
+    first = jnp.where(xs == y, jnp.asarray(k, dtype), first)
+  return first
 
 
 def _reduce_window(x, init, op, window, stride, padding):
