@@ -10,10 +10,15 @@ from jaxbp.ops import _checks
 
 def _unbroadcast(g: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   """Sums `g` down to `shape`, undoing numpy broadcasting (the transpose)."""
-  lead = g.ndim - len(shape)
-  g = jnp.sum(g, tuple(range(lead)))
-  kept = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-  return jnp.sum(g, kept, keepdims=True)
+  lead = tuple(range(g.ndim - len(shape)))
+  kept = tuple(
+      len(lead) + i
+      for i, n in enumerate(shape)
+      if n == 1 and g.shape[len(lead) + i] != 1
+  )
+  if kept:
+    g = jnp.sum(g, kept, keepdims=True)
+  return jnp.sum(g, lead) if lead else g
 
 
 @jax.custom_vjp
@@ -30,18 +35,23 @@ def _divide_fwd(x, y):
 
 def _divide_bwd(res, dz):
   r"""The residuals are the inputs; each cotangent is summed back over the
-  axes its input was broadcast along:
+  axes its input was broadcast along (:math:`\Sigma_x`, :math:`\Sigma_y`):
 
   .. math::
-    \bar{x} = \bar{z} / y, \qquad \bar{y} = -\bar{z}\, x / y^2.
+    \bar{x} = \Sigma_x(\bar{z} / y), \qquad
+    \bar{y} = -\Sigma_y(\bar{z}\, x) / y^2,
+
+  where :math:`1/y^2` leaves the sum since :math:`y` is constant along the
+  axes it was broadcast over.
   """
   x, y = res
-  dx = dz / y
-  dy = -dx * x / y
-  return (
-      _unbroadcast(dx, jnp.shape(x)).astype(jnp.result_type(x)),
-      _unbroadcast(dy, jnp.shape(y)).astype(jnp.result_type(y)),
-  )
+  # 1/y is constant along the axes y is broadcast over, so it factors out of
+  # the sum for dy: one reciprocal on y's (often smaller) shape, and the
+  # full-shape work is two multiplications and one reduction.
+  r = 1 / y
+  dx = _unbroadcast(dz * r, jnp.shape(x))
+  dy = -(r * r) * _unbroadcast(dz * x, jnp.shape(y))
+  return dx.astype(jnp.result_type(x)), dy.astype(jnp.result_type(y))
 
 
 divide.defvjp(_divide_fwd, _divide_bwd)
