@@ -13,6 +13,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxbp import models
 from train import build, checkpoint, input_pipeline, optim, reporting, steps
 
 POSITIVE_INTS = (
@@ -161,6 +162,7 @@ def train_and_evaluate(
   )
   signature = checkpoint.signature(config, nnx.state(model, nnx.Param))
   ckpt.check_signature(signature)
+  print(models.summary(model, (1, *data.train_images.shape[1:])), flush=True)
   with open(os.path.join(workdir, 'config.json'), 'w') as f:
     f.write(config.to_json_best_effort(indent=2) + '\n')
 
