@@ -4,17 +4,21 @@ Run from the repository root: ``python -m benchmarks.models [--quick]``. Writes
 the ``models`` section of ``docs/benchmarks.md``.
 """
 
-import argparse
-import functools
 import sys
 
 import jax
 import jax.numpy as jnp
 import optax
+from absl import app, flags
 from flax import nnx
 
 from benchmarks import _timing
 from jaxbp import models, ops
+
+QUICK = flags.DEFINE_bool("quick", False, "Batch 8, 2 repeats: a smoke run.")
+REPEATS = flags.DEFINE_integer("repeats", 10, "Timed rounds per model.")
+ONLY = flags.DEFINE_string("only", "", "Run the models whose name has this.")
+VJPS = ("manual", "autodiff")
 
 # name -> (constructor taking vjp and rngs, input shape without batch, batch).
 MODELS = {
@@ -68,27 +72,28 @@ def compiled_train_step(make, vjp, x, labels):
   return jax.jit(step).lower(state, x, labels).compile(), state
 
 
-def measure(make, shape, batch, vjp, repeats):
+def measure(make, shape, batch, repeats):
+  """Returns images/s and XLA temp bytes of the manual and autodiff steps.
+
+  The two compiled steps are called in turn, round after round
+  (`_timing.median_times`), so load changes hit both alike.
+  """
   kx, ky = jax.random.split(jax.random.key(0))
   x = jax.random.uniform(kx, (batch, *shape), jnp.float32)
   labels = jax.random.randint(ky, (batch,), 0, 10)
-  step, state = compiled_train_step(make, vjp, x, labels)
-  seconds = _timing.median_time(step, state, x, labels, repeats=repeats)
-  memory = step.memory_analysis()
-  return batch / seconds, memory.temp_size_in_bytes
+  steps = [compiled_train_step(make, vjp, x, labels) for vjp in VJPS]
+  seconds = _timing.median_times(
+      [(step, (state, x, labels)) for step, state in steps], repeats=repeats
+  )
+  return [
+      (batch / t, step.memory_analysis().temp_size_in_bytes)
+      for t, (step, _) in zip(seconds, steps, strict=True)
+  ]
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument(
-      "--quick", action="store_true", help="batch 8, 2 repeats: checks it runs"
-  )
-  parser.add_argument("--repeats", type=int, default=10)
-  parser.add_argument(
-      "--only", default="", help="run the models whose name contains this"
-  )
-  args = parser.parse_args()
-  repeats = 2 if args.quick else args.repeats
+def main(argv):
+  del argv  # Flags only.
+  repeats = 2 if QUICK.value else REPEATS.value
   mib = lambda n: f"{n / 2**20:,.0f}"
   rows = [
       (
@@ -98,11 +103,10 @@ def main():
       "|---|---:|---:|---:|---:|---:|---:|",
   ]
   for name, (make, shape, batch) in MODELS.items():
-    if args.only not in name:
+    if ONLY.value not in name:
       continue
-    batch = 8 if args.quick else batch
-    run = functools.partial(measure, make, shape, batch, repeats=repeats)
-    (fast, mem_fast), (slow, mem_slow) = run("manual"), run("autodiff")
+    batch = 8 if QUICK.value else batch
+    (fast, mem_fast), (slow, mem_slow) = measure(make, shape, batch, repeats)
     rows.append(
         f"| {name} | {batch} | {fast:,.1f} | {slow:,.1f} | {fast / slow:.1f}x"
         f" | {mib(mem_fast)} | {mib(mem_slow)} |"
@@ -111,7 +115,7 @@ def main():
   command = " ".join(["python -m benchmarks.models", *sys.argv[1:]])
   note = (
       "`--quick` run (batch 8, 2 repeats): checks the script, not figures."
-      if args.quick
+      if QUICK.value
       else ""
   )
   _timing.write_section(
@@ -121,10 +125,11 @@ def main():
           "",
           (
               "One SGD-momentum train step (forward, backward, update)"
-              f" compiled with `jax.jit`; median wall time of {repeats} runs"
-              " after warm-up, as images per second. Temp MiB is XLA's scratch"
-              " memory for the step (`memory_analysis()`), the peak beyond"
-              " parameters, optimizer state and the batch."
+              f" compiled with `jax.jit`; median wall time of {repeats} rounds"
+              " after warm-up (manual and autodiff called in turn), as images"
+              " per second. Temp MiB is XLA's scratch memory for the step"
+              " (`memory_analysis()`), the peak beyond parameters, optimizer"
+              " state and the batch."
           ),
           "",
           *rows,
@@ -136,4 +141,4 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  app.run(main)
