@@ -1,11 +1,22 @@
 """Shared fixtures of the train/ tests: tiny image folders and data configs."""
 
+import os
 import pathlib
+import tempfile
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
+
+# Runs that compile the same program (a resume, a rerun, a subprocess) take it
+# from JAX's persistent compilation cache instead of compiling it again.
+jax.config.update(
+    'jax_compilation_cache_dir',
+    os.path.join(tempfile.gettempdir(), 'jaxbp-tests-jax-cache'),
+)
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 
 def data_config(**overrides) -> ml_collections.ConfigDict:

@@ -7,7 +7,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 
@@ -20,12 +19,6 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from train import cli, convnet, loop, mlp
-
-# Runs that compile the same program (a resume, a rerun, a subprocess) take it
-# from JAX's persistent compilation cache instead of compiling it again.
-JAX_CACHE = os.path.join(tempfile.gettempdir(), 'jaxbp-tests-jax-cache')
-jax.config.update('jax_compilation_cache_dir', JAX_CACHE)
-jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 # ml_collections loads config files with importlib's deprecated load_module().
 pytestmark = pytest.mark.filterwarnings(
@@ -201,7 +194,7 @@ def subprocess_env(**extra):
   return {
       **env,
       'PYTHONPATH': str(ROOT),
-      'JAX_COMPILATION_CACHE_DIR': JAX_CACHE,
+      'JAX_COMPILATION_CACHE_DIR': jax.config.jax_compilation_cache_dir,
       'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0.2',
       **extra,
   }

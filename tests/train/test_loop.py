@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import tempfile
 
 import jax
 import numpy as np
@@ -13,12 +12,6 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from train import build, defaults, input_pipeline, loop, steps
-
-# Runs that compile the same program (a resume, a rerun, a subprocess) take it
-# from JAX's persistent compilation cache instead of compiling it again.
-JAX_CACHE = os.path.join(tempfile.gettempdir(), 'jaxbp-tests-jax-cache')
-jax.config.update('jax_compilation_cache_dir', JAX_CACHE)
-jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
 
 
 def tiny_config(**overrides):
