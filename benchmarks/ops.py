@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from benchmarks import _timing
-from jaxbp import ops
+from jaxbp import gradcheck, ops
 
 QUICK = flags.DEFINE_bool(
     "quick", False, "Small sizes, 3 repeats: a smoke run."
@@ -75,25 +75,14 @@ def _args(specs, quick):
   return args
 
 
-def _is_float(a):
-  return jnp.issubdtype(a.dtype, jnp.floating)
-
-
 def _programs(fn, args, dy):
   """Returns the jitted fwd+bwd call, the bwd-only call and residual bytes."""
-  idx = [i for i, a in enumerate(args) if _is_float(a)]
-
-  def of_floats(*floats):
-    full = list(args)
-    for i, a in zip(idx, floats, strict=True):
-      full[i] = a
-    return fn(*full)
+  of_floats, floats, _ = gradcheck.float_args(fn, args)
 
   def fwd_bwd(dy, *f):
     y, vjp_fn = jax.vjp(of_floats, *f)
     return y, vjp_fn(dy)  # y too, so the forward is never dead code.
 
-  floats = [args[i] for i in idx]
   vjp_fn = jax.jit(lambda *f: jax.vjp(of_floats, *f)[1])(*floats)
   return (
       (jax.jit(fwd_bwd), (dy, *floats)),
@@ -125,7 +114,9 @@ def _row(label, op, specs, static, quick, repeats):
       for t in _timing.median_times([m[0], a[0], m[1], a[1]], repeats=repeats)
   )
   same = _hlo(m[0]) == _hlo(a[0])
-  shapes = ", ".join("x".join(map(str, s.shape)) for s in args if _is_float(s))
+  shapes = ", ".join(
+      "x".join(map(str, s.shape)) for s in args if gradcheck.is_float(s)
+  )
   goal = BWD_GOAL.get(label)
   ok = (same or step_m <= step_a) and m[2] <= a[2]
   ok = ok and (goal is None or bwd_m <= goal * bwd_a)

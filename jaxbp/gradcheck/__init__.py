@@ -10,7 +10,9 @@ from jaxbp.gradcheck.check import (
     GradientCheckError,
     Result,
     check_vjp,
+    float_args,
     fwd_bwd_seconds,
+    is_float,
 )
 from jaxbp.gradcheck.registry import CASES, Case, register
 
@@ -21,7 +23,9 @@ __all__ = [
     "GradientCheckError",
     "Result",
     "check_vjp",
+    "float_args",
     "fwd_bwd_seconds",
+    "is_float",
     "register",
     "registry",
 ]

@@ -70,6 +70,7 @@ def _arg_names(fn, n: int) -> list[str]:
 
 
 def is_float(x) -> bool:
+  """Whether `x` has a floating dtype, and so gets a cotangent."""
   return jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
 
@@ -93,6 +94,17 @@ def _restrict(f, args, argnums):
     return f(*full)
 
   return g
+
+
+def float_args(fn, args):
+  """Splits `fn(*args)` into a function of its floating arguments.
+
+  Returns `(f, floats, argnums)`: `f(*floats) == fn(*args)`, with the
+  non-floating arguments (integer labels, PRNG keys) held fixed, since they
+  get no cotangent.
+  """
+  argnums = [i for i, a in enumerate(args) if is_float(a)]
+  return _restrict(fn, args, argnums), [args[i] for i in argnums], argnums
 
 
 def _basis_and_random(rng, shape, limit: int, count: int) -> np.ndarray:
@@ -242,11 +254,11 @@ def fwd_bwd_seconds(
   The functions are called in turn, round after round, so that a change in
   machine load hits all of them alike.
   """
-  diff = [i for i, a in enumerate(args) if is_float(a)]
 
   def stepper(f):
     def step(*a):
-      y, vjp_fn = jax.vjp(_restrict(f, a, diff), *[a[i] for i in diff])
+      g, floats, _ = float_args(f, a)
+      y, vjp_fn = jax.vjp(g, *floats)
       return y, vjp_fn(jnp.ones_like(y))  # y too: no dead forward code.
 
     return jax.jit(step)

@@ -14,23 +14,6 @@ each_case = pytest.mark.parametrize("case", cases.CASES, ids=str)
 STAT_CASES = [c for c in cases.CASES if c.op in cases.STATISTICS_OPS]
 
 
-def _is_float(a) -> bool:
-  return jnp.issubdtype(jnp.result_type(a), jnp.floating)
-
-
-def _split(fn, args):
-  """Returns (fn of the float args, the float args, their indices)."""
-  argnums = [i for i, a in enumerate(args) if _is_float(a)]
-
-  def f(*diff):
-    full = list(args)
-    for i, d in zip(argnums, diff, strict=True):
-      full[i] = d
-    return fn(*full)
-
-  return f, [args[i] for i in argnums], argnums
-
-
 def _cotangent(y, seed=1):
   ct = np.random.default_rng(seed).standard_normal(jnp.shape(y))
   return jnp.asarray(ct, jnp.result_type(y))
@@ -62,7 +45,7 @@ def test_vjp_matches_independent_reference_and_finite_differences(case, x64):
 
 @each_case
 def test_check_grads_second_order(case, x64):
-  f, diff, _ = _split(case.fn, case.build(dtype=jnp.float64))
+  f, diff, _ = gradcheck.float_args(case.fn, case.build(dtype=jnp.float64))
   # Jitting f checks the same rule with one compilation per derivative order
   # instead of one per primitive.
   test_util.check_grads(jax.jit(f), diff, order=2, modes=["rev"])
@@ -71,7 +54,7 @@ def test_check_grads_second_order(case, x64):
 @each_case
 def test_jit_vmap_and_grad_of_jit_agree(case, x64):
   args0, args1 = case.build(0, jnp.float64), case.build(1, jnp.float64)
-  f, diff, argnums = _split(case.fn, args0)
+  f, diff, argnums = gradcheck.float_args(case.fn, args0)
   ct = _cotangent(jax.eval_shape(f, *diff))
 
   def loss_and_grads(*a):
@@ -100,9 +83,11 @@ def _value_and_grads(f, diff, ct):
 @each_case
 def test_float32_stays_float32_and_bfloat16_matches_it(case):
   args16 = case.build(dtype=jnp.bfloat16)
-  args32 = [a.astype(jnp.float32) if _is_float(a) else a for a in args16]
-  f16, diff16, _ = _split(case.fn, args16)
-  f32, diff32, _ = _split(case.fn, args32)
+  args32 = [
+      a.astype(jnp.float32) if gradcheck.is_float(a) else a for a in args16
+  ]
+  f16, diff16, _ = gradcheck.float_args(case.fn, args16)
+  f32, diff32, _ = gradcheck.float_args(case.fn, args32)
   ct = _cotangent(jax.eval_shape(f32, *diff32))
   y16, grads16 = _value_and_grads(f16, diff16, ct.astype(jnp.bfloat16))
   y32, grads32 = _value_and_grads(f32, diff32, ct)
@@ -123,7 +108,7 @@ def _reductions(jaxpr):
 
 @pytest.mark.parametrize("case", STAT_CASES, ids=str)
 def test_bfloat16_statistics_are_reduced_in_float32(case):
-  f, diff, _ = _split(case.fn, case.build(dtype=jnp.bfloat16))
+  f, diff, _ = gradcheck.float_args(case.fn, case.build(dtype=jnp.bfloat16))
   ct = _cotangent(f(*diff))
   for fn in (f, lambda *d: _grads(f, d, ct)):
     eqns = list(_reductions(jax.make_jaxpr(fn)(*diff).jaxpr))
@@ -145,7 +130,7 @@ def test_custom_rule_is_in_the_jaxpr(case):
 
 @each_case
 def test_grad_runs_the_hand_written_backward(case, monkeypatch):
-  f, diff, _ = _split(case.fn, case.build(dtype=jnp.float32))
+  f, diff, _ = gradcheck.float_args(case.fn, case.build(dtype=jnp.float32))
   ct = _cotangent(f(*diff))
   before = _grads(f, diff, ct)
   original = case.op.bwd
