@@ -3,45 +3,21 @@
 import os
 import pathlib
 import platform
-import statistics
-import time
 
 import jax
+
+from jaxbp.gradcheck import check
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def median_time(fn, *args, repeats: int = 20, warmup: int = 2) -> float:
-  """Returns the median wall time of `fn(*args)` in seconds.
-
-  The first `warmup` calls (compilation included) are discarded; every call
-  is synchronized with `block_until_ready` so asynchronous dispatch does not
-  hide the work.
-  """
-  for _ in range(warmup):
-    jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  """Returns the median wall time of `fn(*args)` in seconds."""
+  return median_times([(fn, args)], repeats, warmup)[0]
 
 
-def median_times(calls, repeats: int = 20, warmup: int = 2) -> list[float]:
-  """Returns the median wall time in seconds of each `(fn, args)` in `calls`.
-
-  The calls run in turn, round after round, so a change in machine load hits
-  all of them alike and their ratio stays meaningful on a busy machine.
-  """
-  times = [[] for _ in calls]
-  for round_ in range(warmup + repeats):
-    for (fn, args), ts in zip(calls, times, strict=True):
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      if round_ >= warmup:
-        ts.append(time.perf_counter() - start)
-  return [statistics.median(ts) for ts in times]
+# One implementation, shared with `python -m jaxbp.gradcheck`'s timing column.
+median_times = check.median_times
 
 
 def residual_bytes(fn, *args) -> int:

@@ -264,11 +264,23 @@ def fwd_bwd_seconds(
     return jax.jit(step)
 
   steps = [stepper(f) for f in fns]
-  times = [[] for _ in steps]
-  for round_ in range(repeats + 1):
-    for step, ts in zip(steps, times, strict=True):
+  return median_times([(step, args) for step in steps], repeats, warmup=1)
+
+
+def median_times(calls, repeats: int = 20, warmup: int = 2) -> list[float]:
+  """Returns the median wall time in seconds of each `(fn, args)` in `calls`.
+
+  The calls run in turn, round after round, so a change in machine load hits
+  all of them alike and their ratio stays meaningful on a busy machine. The
+  first `warmup` rounds (compilation included) are discarded; every call is
+  synchronized with `block_until_ready` so asynchronous dispatch does not hide
+  the work.
+  """
+  times = [[] for _ in calls]
+  for round_ in range(warmup + repeats):
+    for (fn, args), ts in zip(calls, times, strict=True):
       start = time.perf_counter()
-      jax.block_until_ready(step(*args))
-      if round_:  # Round 0 compiles and warms up.
+      jax.block_until_ready(fn(*args))
+      if round_ >= warmup:
         ts.append(time.perf_counter() - start)
   return [statistics.median(ts) for ts in times]
