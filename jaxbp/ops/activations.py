@@ -23,6 +23,12 @@ def _relu_fwd(x):
 def _relu_bwd(mask, dy):
   r"""The residual is the 1-byte mask :math:`x > 0` (the derivative at 0 is 0).
 
+  Every elementwise :math:`y_i = f(x_i)` has a diagonal Jacobian,
+  :math:`\partial y_i / \partial x_j = \delta_{ij} f'(x_i)`, so
+  :math:`\bar{x}_j = \sum_i \bar{y}_i \delta_{ij} f'(x_i) = \bar{y}_j
+  f'(x_j)`: one elementwise product, never a matrix. Here :math:`f'(x) =
+  [x > 0]` (1 where true, else 0):
+
   .. math::
     \bar{x} = \bar{y} \odot [x > 0].
   """
@@ -46,6 +52,9 @@ def _leaky_relu_fwd(x, negative_slope):
 
 def _leaky_relu_bwd(negative_slope, mask, dy):
   r"""The residual is the mask :math:`x \ge 0` (slope 1 at the kink, like jax.nn).
+
+  Diagonal Jacobian as for :func:`relu`, with :math:`f'(x) = 1` for
+  :math:`x \ge 0` and :math:`a` (``negative_slope``) below:
 
   .. math::
     \bar{x} = \bar{y} \odot ([x \ge 0] + a\,[x < 0]).
@@ -73,9 +82,11 @@ def _elu_fwd(x, alpha):
 
 
 def _elu_bwd(alpha, y, dy):
-  r"""The residual is the output alone: for :math:`x \le 0`,
-  :math:`y' = \alpha e^x = y + \alpha`, and :math:`y > 0 \iff x > 0` since
-  :math:`\alpha \ge 0`.
+  r"""The residual is the output alone. Diagonal Jacobian as for
+  :func:`relu`: :math:`f'(x) = 1` for :math:`x > 0`, and for :math:`x \le 0`
+  :math:`f'(x) = \alpha e^x = \alpha (e^x - 1) + \alpha = y + \alpha` (so
+  :math:`\alpha` at the kink, like jax.nn); :math:`y > 0 \iff x > 0` since
+  :math:`\alpha \ge 0`, so ``y`` also tells the branch.
 
   .. math::
     \bar{x} = \bar{y} \odot ([y > 0] + [y \le 0]\,(y + \alpha)).
@@ -99,7 +110,9 @@ def _tanh_fwd(x):
 
 
 def _tanh_bwd(y, dy):
-  r"""The residual is the output:
+  r"""The residual is the output. Diagonal Jacobian as for :func:`relu`,
+  with :math:`\tanh' x = 1 / \cosh^2 x = (\cosh^2 x - \sinh^2 x) / \cosh^2 x
+  = 1 - \tanh^2 x = 1 - y^2`:
 
   .. math::
     \bar{x} = \bar{y} \odot (1 - y^2).
@@ -123,7 +136,9 @@ def _sigmoid_fwd(x):
 
 
 def _sigmoid_bwd(y, dy):
-  r"""The residual is the output:
+  r"""The residual is the output. Diagonal Jacobian as for :func:`relu`,
+  with :math:`y' = e^{-x} / (1 + e^{-x})^2 = y \cdot (1 - y)`, since
+  :math:`e^{-x} / (1 + e^{-x}) = 1 - y`:
 
   .. math::
     \bar{x} = \bar{y} \odot y (1 - y).

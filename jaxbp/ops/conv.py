@@ -64,17 +64,41 @@ def _conv2d_fwd(x, w, b, stride, padding, impl=None):
 
 
 def _conv2d_bwd(stride, padding, res, dy, impl=None):
-  r"""With :math:`\bar{P} = \bar{y} W^\top` the cotangent of the patches,
+  r"""The residuals are ``x`` and ``w``; :math:`x_p` is ``x`` padded,
+  :math:`s` the stride, :math:`(h, w)` an output position.
+
+  Index form: :math:`y_{nhwo} = b_o + \sum_{ijc} x_{p,\,n,\,sh+i,\,sw+j,\,c}
+  \, w_{ijco}` is linear in each argument, so the chain rule gives
 
   .. math::
-    \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{P}_{nhw,(ijc)}, \qquad
-    \bar{W} = P^\top \bar{y}, \qquad \bar{b} = \textstyle\sum_{nhw} \bar{y},
+    \bar{w}_{ijco} = \sum_{nhw} x_{p,\,n,\,sh+i,\,sw+j,\,c}\, \bar{y}_{nhwo},
+    \qquad
+    \bar{x}_{p,\,n,\,a,\,e,\,c} = \sum_{\substack{h,w,i,j,o:\\ sh+i=a,\;
+      sw+j=e}} \bar{y}_{nhwo}\, w_{ijco}, \qquad
+    \bar{b}_o = \sum_{nhw} \bar{y}_{nhwo},
 
-  and :math:`\bar{x}` is :math:`\bar{x}_p` without its padding (col2im). As
-  convolutions, :math:`\bar{x}` is :math:`\bar{y}` dilated by the stride
-  and correlated with the flipped kernel (in and out swapped), the
-  transposed convolution; :math:`\bar{w}` correlates :math:`x_p` with
-  :math:`\bar{y}` dilated by the stride, summing over the batch.
+  and :math:`\bar{x}` is :math:`\bar{x}_p` with the padding cropped.
+
+  Matrix form (im2col): with the patches :math:`P_{(nhw),(ijc)} =
+  x_{p,\,n,\,sh+i,\,sw+j,\,c}` and :math:`W_{(ijc),o} = w_{ijco}` (``w``
+  reshaped to ``(kh*kw*in, out)``), :math:`Y = P W + b` is
+  :func:`~jaxbp.ops.linear`, so :math:`\bar{W} = P^\top \bar{Y}` and
+  :math:`\bar{P} = \bar{Y} W^\top`. :math:`P` copies each entry of
+  :math:`x_p` into up to :math:`k_h k_w` places; the transpose of that
+  gather, col2im, adds every patch entry back where it came from:
+
+  .. math::
+    \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{P}_{(nhw),(ijc)},
+    \qquad \bar{x} = \mathrm{crop}\big(\mathrm{col2im}(\bar{Y} W^\top)\big).
+
+  Convolution form: in the sum for :math:`\bar{x}_p`, :math:`h = (a - i)/s`.
+  So :math:`\bar{x}` is :math:`\bar{y}` dilated by the stride (:math:`s - 1`
+  zeros between entries), padded by :math:`k - 1 - p_{\text{low}}` in
+  front, correlated with the kernel flipped in space, in and out swapped
+  (:math:`w_{k_h-1-i,\,k_w-1-j,\,o,\,c}`): the transposed convolution.
+  :math:`\bar{w}` correlates :math:`x_p` with :math:`\bar{y}` dilated by the
+  stride, summing over the batch. Which form runs for dx and for dw is
+  chosen per shape at trace time.
   """
   x, w, bias_marker = res
   strides, pads = _geometry(x, w, None, stride, padding)

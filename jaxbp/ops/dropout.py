@@ -40,10 +40,19 @@ def _dropout_fwd(x, key, rate):
 
 
 def _dropout_bwd(rate, mask, dy):
-  r"""The residual is the boolean keep mask :math:`m` (1 byte per entry):
+  r"""The residual is the boolean keep mask :math:`m` (1 byte per entry).
+
+  For a fixed mask dropout is elementwise and linear: :math:`y_i = m_i x_i /
+  (1 - r)` gives :math:`\partial y_i / \partial x_j = \delta_{ij} m_i / (1 -
+  r)`, so dropped entries get no cotangent and kept ones are scaled like the
+  forward:
 
   .. math::
     \bar{x} = \frac{m \odot \bar{y}}{1 - r}.
+
+  The backward must reuse the forward's mask (drawing a new one would
+  differentiate another network); ``rate=0`` saves nothing and passes
+  :math:`\bar{y}` through. The key gets ``None``.
   """
   if rate == 0:
     return dy, None

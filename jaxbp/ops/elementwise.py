@@ -34,15 +34,26 @@ def _divide_fwd(x, y):
 
 
 def _divide_bwd(res, dz):
-  r"""The residuals are the inputs; each cotangent is summed back over the
-  axes its input was broadcast along (:math:`\Sigma_x`, :math:`\Sigma_y`):
+  r"""The residuals are the inputs.
+
+  Without broadcasting, :math:`z_i = x_i / y_i` has diagonal Jacobians
+  :math:`\partial z_i / \partial x_i = 1 / y_i` and :math:`\partial z_i /
+  \partial y_i = -x_i / y_i^2`. Broadcasting is a copy (:func:`expand`):
+  with :math:`a(I)`, :math:`b(I)` the entries of ``x`` and ``y`` that output
+  :math:`I` reads, :math:`z_I = x_{a(I)} / y_{b(I)}`, and the chain rule sums
+  over every output that read an entry:
+
+  .. math::
+    \bar{x}_a = \sum_{I:\,a(I) = a} \frac{\bar{z}_I}{y_{b(I)}}, \qquad
+    \bar{y}_b = -\frac{1}{y_b^2} \sum_{I:\,b(I) = b} \bar{z}_I\, x_{a(I)},
+
+  where :math:`1/y_b^2` leaves the sum since every term reads the same
+  :math:`y_b`. With :math:`\Sigma_x`, :math:`\Sigma_y` the sums back over the
+  axes ``x``, ``y`` were broadcast along (``_unbroadcast``):
 
   .. math::
     \bar{x} = \Sigma_x(\bar{z} / y), \qquad
-    \bar{y} = -\Sigma_y(\bar{z}\, x) / y^2,
-
-  where :math:`1/y^2` leaves the sum since :math:`y` is constant along the
-  axes it was broadcast over.
+    \bar{y} = -\Sigma_y(\bar{z}\, x) / y^2.
   """
   x, y = res
   # 1/y is constant along the axes y is broadcast over, so it factors out of
@@ -72,11 +83,21 @@ def _normalize_fwd(x):
 
 
 def _normalize_bwd(res, dz):
-  r"""The residuals are the output and the row sums :math:`s`; since
-  :math:`\partial z_i / \partial x_j = (\delta_{ij} - z_i) / s`,
+  r"""The residuals are the output and the row sums :math:`s`.
+
+  Per row, :math:`z_i = x_i / s` with :math:`s = \sum_j x_j` gives
+  :math:`\partial z_i / \partial x_j = \delta_{ij} / s - x_i / s^2 =
+  (\delta_{ij} - z_i) / s`, so :math:`\bar{x}_j = \sum_i \bar{z}_i
+  (\delta_{ij} - z_i) / s`:
 
   .. math::
     \bar{x} = (\bar{z} - \langle \bar{z}, z \rangle) / s.
+
+  As vugrad composes it, :math:`z = \mathrm{divide}(x, \mathrm{expand}(s,
+  n))`: divide gives :math:`\bar{x} \mathrel{+}= \bar{z} / s` and
+  :math:`\bar{s} = -\sum_i \bar{z}_i x_i / s^2 = -\langle \bar{z}, z \rangle
+  / s` (expand's backward is that sum), and the sum :math:`s` copies
+  :math:`\bar{s}` back to every :math:`x_j`: the same result.
   """
   z, s = res
   return ((dz - jnp.sum(dz * z, -1, keepdims=True)) / s,)
@@ -100,10 +121,17 @@ def _expand_fwd(x, n):
 
 
 def _expand_bwd(n, res, dy):
-  r"""Nothing is saved; the transpose of a copy is a sum:
+  r"""Nothing is saved; the transpose of a copy is a sum.
+
+  Each :math:`y_{\dots k} = x_{\dots}` gives :math:`\partial y_{\dots k} /
+  \partial x_{\dots} = 1` for every :math:`k`, so the chain rule adds the
+  :math:`n` cotangents of the copies:
 
   .. math::
     \bar{x} = \textstyle\sum_k \bar{y}_{\dots k}.
+
+  Broadcasting is an implicit expand, which is why :func:`divide` sums its
+  cotangents back over the broadcast axes.
   """
   del n, res  # The shape of dy carries n.
   return (jnp.sum(dy, -1),)

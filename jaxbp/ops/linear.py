@@ -46,7 +46,23 @@ def _linear_fwd(x, w, b):
 
 
 def _linear_bwd(res, dy):
-  r"""With :math:`\bar{y}` flattened to rows over the leading axes,
+  r"""Backward of :math:`y = x w + b`; the residuals are ``x`` and ``w``.
+
+  In index notation, with the leading axes flattened to rows :math:`i` and
+  :math:`\bar{y}_{ij} = \partial L / \partial y_{ij}` (``dy``),
+  :math:`y_{ij} = \sum_k x_{ik} w_{kj} + b_j` gives
+  :math:`\partial y_{ij} / \partial x_{ik} = w_{kj}`,
+  :math:`\partial y_{ij} / \partial w_{kj} = x_{ik}` and
+  :math:`\partial y_{ij} / \partial b_j = 1`; the chain rule sums over every
+  output an input reaches:
+
+  .. math::
+    \bar{x}_{ik} = \sum_j \bar{y}_{ij} w_{kj}, \qquad
+    \bar{w}_{kj} = \sum_i x_{ik} \bar{y}_{ij}, \qquad
+    \bar{b}_j = \sum_i \bar{y}_{ij}.
+
+  In matrix form, as the code computes it (``tensordot`` over the leading
+  axes is :math:`x^\top \bar{y}` of the flattened rows):
 
   .. math::
     \bar{x} = \bar{y} w^\top, \qquad \bar{w} = x^\top \bar{y}, \qquad

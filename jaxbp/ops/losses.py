@@ -44,12 +44,23 @@ def _cross_entropy_fwd(probs, targets):
 
 
 def _cross_entropy_bwd(res, dl):
-  r"""The residuals are the inputs; with the same :math:`0 \log 0 := 0` guard
-  as the forward (so :math:`\bar{p} = 0` wherever :math:`t = 0`),
+  r"""The residuals are the inputs; :math:`\bar{L}` (``dl``) is the scalar
+  cotangent of the loss, 1 under ``jax.grad``.
+
+  Each term of :math:`L = -\frac{1}{N} \sum_n \sum_c t_{nc} \log p_{nc}`
+  holds one :math:`p_{nc}`, so :math:`\partial L / \partial p_{nc} =
+  -t_{nc} / (N p_{nc})` and :math:`\partial L / \partial t_{nc} = -\log p_{nc}
+  / N`. With the same :math:`0 \log 0 := 0` guard as the forward
+  (:math:`\bar{p} = 0` wherever :math:`t = 0`):
 
   .. math::
     \bar{p} = -\frac{\bar{L}}{N} \frac{t}{p}, \qquad
     \bar{t} = -\frac{\bar{L}}{N} \log p.
+
+  Chained through a softmax :math:`p = \mathrm{softmax}(z)` (see
+  :func:`~jaxbp.ops.softmax`), :math:`\bar{z} = p \odot (\bar{p} - \langle
+  \bar{p}, p \rangle) = \frac{\bar{L}}{N} (p \sum_c t_c - t)`, the fused rule
+  of :func:`softmax_cross_entropy`, without its division by :math:`p`.
   """
   probs, targets = res
   f = _dtypes.stat_dtype(probs)
@@ -127,7 +138,19 @@ def _targets(labels, c, dtype):
 
 def _softmax_cross_entropy_bwd(res, dl):
   r"""The residuals are :math:`\ell` (in the statistics dtype) and the labels;
-  with :math:`p = e^\ell`,
+  :math:`\bar{L}` (``dl``) is the loss's scalar cotangent.
+
+  With :math:`p = e^\ell` the softmax, :math:`\partial \ell_{nc} / \partial
+  z_{nk} = \delta_{ck} - p_{nk}` (see :func:`~jaxbp.ops.log_softmax`), so
+
+  .. math::
+    \frac{\partial L}{\partial z_{nk}} = -\frac{1}{N} \sum_c t_{nc}
+      (\delta_{ck} - p_{nk}) = \frac{1}{N} \Big(p_{nk} \sum_c t_{nc}
+      - t_{nk}\Big),
+
+  one fused step that never divides by :math:`p` (no :math:`\bar{p}` is
+  formed, unlike :func:`cross_entropy` after a softmax). With
+  :math:`\partial L / \partial t_{nc} = -\ell_{nc} / N`, in array form:
 
   .. math::
     \bar{z} = \frac{\bar{L}}{N} \big(p \textstyle\sum_c t_c - t\big), \qquad

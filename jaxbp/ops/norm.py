@@ -63,14 +63,40 @@ def _batch_norm_fwd(x, gamma, beta, eps):
 
 
 def _batch_norm_bwd(eps, res, dy):
-  r"""With :math:`M` the number of entries per channel,
-  :math:`\bar\beta = \sum \bar{y}` and :math:`\bar\gamma = \sum \bar{y}
-  \hat{x}` (sums over all axes but the last), the chain rule through
-  :math:`\mu` and :math:`\sigma^2` collapses to one elementwise pass:
+  r"""The residuals are ``x_hat``, ``rstd`` :math:`r = 1 / \sqrt{\sigma^2 +
+  \epsilon}` and ``gamma``.
+
+  Per channel, over its :math:`M` entries :math:`i` (all axes but the last):
+  :math:`\mu = \frac{1}{M} \sum_i x_i`, :math:`\sigma^2 = \frac{1}{M}
+  \sum_i (x_i - \mu)^2`, :math:`\hat{x}_i = (x_i - \mu) r`, :math:`y_i =
+  \gamma \hat{x}_i + \beta`. So :math:`\bar\beta = \sum_i \bar{y}_i`,
+  :math:`\bar\gamma = \sum_i \bar{y}_i \hat{x}_i` and :math:`\bar{\hat{x}}_i
+  = \gamma \bar{y}_i =: g_i`. Each :math:`\hat{x}_i` reads :math:`x_i`
+  directly and through :math:`\mu` and :math:`\sigma^2`; with
+  :math:`\partial r / \partial \sigma^2 = -r^3 / 2`,
 
   .. math::
-    \bar{x} = \frac{\gamma}{\sqrt{\sigma^2+\epsilon}} \Big(\bar{y}
-      - \frac{\bar\beta}{M} - \hat{x} \frac{\bar\gamma}{M}\Big).
+    \overline{\sigma^2} = -\frac{r^3}{2} \sum_i g_i (x_i - \mu)
+      = -\frac{r^2}{2} \sum_i g_i \hat{x}_i, \qquad
+    \bar\mu = -r \sum_i g_i - \overline{\sigma^2} \, \frac{2}{M}
+      \sum_i (x_i - \mu) = -r \sum_i g_i,
+
+  the last sum being 0. With :math:`\partial \mu / \partial x_i = 1 / M` and
+  :math:`\partial \sigma^2 / \partial x_i = 2 (x_i - \mu) / M`,
+
+  .. math::
+    \bar{x}_i = r g_i + \overline{\sigma^2} \, \frac{2 (x_i - \mu)}{M}
+      + \frac{\bar\mu}{M}
+      = r \Big(g_i - \frac{1}{M} \sum_j g_j
+      - \hat{x}_i \frac{1}{M} \sum_j g_j \hat{x}_j\Big).
+
+  One :math:`\gamma` per channel gives :math:`\sum_j g_j = \gamma \bar\beta`
+  and :math:`\sum_j g_j \hat{x}_j = \gamma \bar\gamma`: one elementwise pass
+  over the two sums the parameters need anyway,
+
+  .. math::
+    \bar{x} = \gamma r \Big(\bar{y}
+      - \frac{\bar\beta + \hat{x} \bar\gamma}{M}\Big).
   """
   del eps  # Used on the forward pass only.
   x_hat, rstd, gamma = res
@@ -120,8 +146,14 @@ def _layer_norm_fwd(x, gamma, beta, eps):
 
 
 def _layer_norm_bwd(eps, res, dy):
-  r"""With :math:`g = \gamma \bar{y}` and :math:`\langle\cdot\rangle` the mean
-  over the last axis (per sample),
+  r"""The residuals are ``x_hat``, ``rstd`` :math:`r = 1 / \sqrt{\sigma^2 +
+  \epsilon}` and ``gamma``.
+
+  The chain through :math:`\mu` and :math:`\sigma^2` is that of
+  :func:`batch_norm`, taken per sample over its :math:`C` channels, with
+  :math:`g = \gamma \bar{y} = \bar{\hat{x}}` and :math:`\langle\cdot\rangle`
+  the mean over the last axis. Since :math:`\gamma_c` varies along that
+  axis, it stays inside the means:
 
   .. math::
     \bar{x} = \frac{g - \langle g \rangle - \hat{x} \langle g \hat{x}
@@ -129,7 +161,8 @@ def _layer_norm_bwd(eps, res, dy):
     \bar\gamma = \textstyle\sum \bar{y} \hat{x}, \quad
     \bar\beta = \textstyle\sum \bar{y},
 
-  the last two summed over all axes but the last.
+  the last two summed over all axes but the last (every sample shares
+  :math:`\gamma` and :math:`\beta`).
   """
   del eps  # Used on the forward pass only.
   x_hat, rstd, gamma = res

@@ -37,10 +37,21 @@ def _max_pool2d_fwd(x, window, stride, padding):
 def _max_pool2d_bwd(window, stride, padding, res, dy):
   r"""Routes each output's cotangent to the input that was its maximum.
 
+  With :math:`x_p` the padded input and :math:`(i^*, j^*)` the arg-max
+  offset of window :math:`(h, w)`, the max is locally a selection,
+  :math:`y_{nhwc} = x_{p,\,n,\,sh+i^*,\,sw+j^*,\,c}`: its derivative is 1 at
+  that one entry and 0 at the others. The chain rule adds up the windows
+  that selected an entry (overlapping ones, stride < window, may select the
+  same), then the padding is cropped:
+
   .. math::
     \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{y}_{nhwc} \;
     \text{for the first } (i, j) \text{ with } x_{p,\,n,\,sh+i,\,sw+j,\,c}
     = y_{nhwc}.
+
+  That is col2im (as in :func:`~jaxbp.ops.conv2d`'s backward) of a patch
+  cotangent that holds :math:`\bar{y}` at the arg-max offset and 0 at the
+  other :math:`k^2 - 1`.
 
   Tie rule: among equal maxima the first in row-major window order (i, then
   j) takes the whole cotangent, as autodiff of ``lax.reduce_window`` does
@@ -92,8 +103,21 @@ def _avg_pool2d_fwd(x, window, stride, padding):
 
 
 def _avg_pool2d_bwd(window, stride, padding, x_shape, dy):
-  r""".. math:: \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{y}_{nhwc}
-  / k^2 \quad \text{for every } 0 \le i, j < k."""
+  r"""Spreads each output's cotangent evenly over its window.
+
+  Each :math:`y_{nhwc}` is :math:`1/k^2` times a sum of :math:`k^2` entries
+  of the padded input, so :math:`\partial y_{nhwc} / \partial
+  x_{p,\,n,\,sh+i,\,sw+j,\,c} = 1/k^2` for every offset; the chain rule adds
+  up the windows that cover an entry (col2im of a constant patch cotangent),
+  then the padding is cropped:
+
+  .. math::
+    \bar{x}_{p,\,n,\,sh+i,\,sw+j,\,c} \mathrel{+}= \bar{y}_{nhwc} / k^2
+    \quad \text{for every } 0 \le i, j < k.
+
+  Padded entries count in the divisor, so near the border the cotangents of
+  the real inputs sum to less than :math:`\bar{y}`.
+  """
   g = dy / window**2
   parts = [(i, j, g) for i in range(window) for j in range(window)]
   return (_col2im(parts, x_shape, window, stride, padding),)
@@ -119,7 +143,14 @@ def _global_avg_pool_fwd(x):
 
 
 def _global_avg_pool_bwd(x_shape, dy):
-  r""".. math:: \bar{x}_{nhwc} = \bar{y}_{nc} / (HW)."""
+  r"""Copies each cotangent, scaled, over height and width.
+
+  :math:`\partial y_{nc} / \partial x_{nhwc} = 1 / (HW)` for every
+  :math:`(h, w)`, so the transpose of the mean is a scaled copy (the
+  broadcast of :func:`~jaxbp.ops.expand`):
+
+  .. math:: \bar{x}_{nhwc} = \bar{y}_{nc} / (HW).
+  """
   h, w = x_shape[1:3]
   return (jnp.broadcast_to((dy / (h * w))[:, None, None, :], x_shape),)
 

@@ -42,15 +42,21 @@ def _softmax_fwd(x, axis):
 
 def _softmax_bwd(axis, res, dy):
   r"""The residuals are :math:`e = e^{x - \max x}` and :math:`r = 1 / \sum_j
-  e_j` (in the statistics dtype), so :math:`y = e r`; the Jacobian is
-  :math:`\mathrm{diag}(y) - y y^\top`, so
+  e_j` (in the statistics dtype), so :math:`y = e r`.
+
+  Per row, :math:`y_i = e^{x_i} / \sum_k e^{x_k}` gives (quotient rule)
+  :math:`\partial y_i / \partial x_j = y_i \delta_{ij} - y_i y_j`, the
+  symmetric Jacobian :math:`J = \mathrm{diag}(y) - y y^\top`. The chain rule
+  :math:`\bar{x}_j = \sum_i \bar{y}_i \, \partial y_i / \partial x_j
+  = y_j \bar{y}_j - y_j \sum_i \bar{y}_i y_i` never needs :math:`J`:
 
   .. math::
-    \bar{x} = y \odot (\bar{y} - \langle \bar{y}, y \rangle)
+    \bar{x} = J^\top \bar{y} = y \odot (\bar{y} - \langle \bar{y}, y \rangle)
       = e r \,(\bar{y} - r \langle \bar{y}, e \rangle).
 
-  Masked (:math:`-\infty`) entries have :math:`e = 0` and get a zero
-  cotangent.
+  The entries of :math:`\bar{x}` sum to 0 along ``axis``, so the max shift
+  (held fixed by ``stop_gradient``) would get no cotangent anyway. Masked
+  (:math:`-\infty`) entries have :math:`e = 0` and get a zero cotangent.
   """
   e, r = res
   dy32 = dy.astype(e.dtype)
@@ -83,8 +89,12 @@ def _log_softmax_fwd(x, axis):
 
 def _log_softmax_bwd(axis, res, dy):
   r"""The residuals are :math:`e = e^{x - \max x}` and its sums :math:`s`
-  (in the statistics dtype), by-products of the forward; with the softmax
-  :math:`p = e / s`,
+  (in the statistics dtype), by-products of the forward.
+
+  Per row, :math:`y_i = x_i - \log \sum_k e^{x_k}` gives
+  :math:`\partial y_i / \partial x_j = \delta_{ij} - p_j` with the softmax
+  :math:`p = e / s`, so :math:`\bar{x}_j = \sum_i \bar{y}_i (\delta_{ij} -
+  p_j) = \bar{y}_j - p_j \sum_i \bar{y}_i`:
 
   .. math::
     \bar{x} = \bar{y} - p \textstyle\sum_j \bar{y}_j
