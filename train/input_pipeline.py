@@ -1,9 +1,9 @@
 """Loads a data set once as uint8; normalizes, batches, augments on device.
 
 Host side (`load`, `validate`, the `Dataset` they return) lives in
-`train/datasets.py`; this module re-exports `load` and `validate` next to the jittable functions the train step calls, so
-the whole pipeline runs inside one compiled step without an iterator to stall
-on or to checkpoint.
+`train/datasets.py`; this module re-exports `load` and `validate` next to the
+jittable functions the train step calls, so the whole pipeline runs inside one
+compiled step without an iterator to stall on or to checkpoint.
 """
 
 from collections.abc import Callable
