@@ -199,9 +199,14 @@ def _load_tfds(name, data_dir):
   return splits[0], splits[1], class_names, builder.info.full_name
 
 
+def _is_prepared(builder):
+  # What builder.is_prepared() checks, without its warning when unprepared.
+  return (builder.data_path / 'dataset_info.json').exists()
+
+
 def _read_data_sources(builder, image_key, label_key):
   """Both splits through `as_data_source`; None unless so prepared."""
-  if not builder.is_prepared():
+  if not _is_prepared(builder):
     return None
   try:
     sources = builder.as_data_source(split=['train', 'test'])
@@ -221,7 +226,7 @@ def _read_with_tensorflow(builder, name):
   import tensorflow_datasets as tfds
 
   if importlib.util.find_spec('tensorflow') is None:
-    if builder.is_prepared():
+    if _is_prepared(builder):
       state = f'is prepared in {builder.data_dir} in a format only TensorFlow'
       state += " reads (prepare it with file_format='array_record' to read"
       state += ' it without TensorFlow)'
