@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap
@@ -14,8 +13,6 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.train import conftest
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # Hides TensorFlow as an environment without it would: `import tensorflow`
 # fails and `importlib.util.find_spec('tensorflow')` is None (tfds and etils
@@ -51,7 +48,7 @@ def run_without_tensorflow(code, timeout=300):
   """Runs `code` in a fresh Python that cannot import TensorFlow."""
   env = {
       **os.environ,
-      'PYTHONPATH': str(ROOT),
+      'PYTHONPATH': str(conftest.ROOT),
       'JAX_COMPILATION_CACHE_DIR': jax.config.jax_compilation_cache_dir,
       'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0.2',
       'TF_CPP_MIN_LOG_LEVEL': '2',
@@ -59,7 +56,7 @@ def run_without_tensorflow(code, timeout=300):
   script = HIDE_TENSORFLOW + textwrap.dedent(code)
   return subprocess.run(
       [sys.executable, '-c', script],
-      cwd=ROOT,
+      cwd=conftest.ROOT,
       env=env,
       capture_output=True,
       text=True,
