@@ -36,9 +36,9 @@ class Dataset:
   num_classes: int
   class_names: tuple[str, ...]
   name: str  # e.g. 'cifar10', 'image_folder:/x', 'digits'
-  # JSON-able: which data this is, so a checkpoint can refuse another's.
-  # 'dataset' (tfds full name, absolute image folder, or 'digits'), the split
-  # sizes, how the test split was made, the class names and the image shape.
+  # JSON-able, for checkpoints to refuse other data: 'dataset' (tfds full
+  # name, absolute image folder or 'digits'), split sizes and how the test
+  # split was made, class names, image shape.
   identity: dict[str, Any]
 
 
@@ -81,14 +81,13 @@ def load(config) -> Dataset:
   validate(config)
   spec = config.dataset
   if spec == 'digits':
-    train, test, class_names = _load_digits()
-    source = spec
+    source, (train, test, class_names) = spec, _load_digits()
   elif spec.startswith(_FOLDER_PREFIX):
-    source = _FOLDER_PREFIX + os.path.abspath(_folder_path(spec))
+    path = _folder_path(spec)
+    source = _FOLDER_PREFIX + os.path.abspath(path)
+    need_test = config.validation_size == 0
     train, test, class_names = image_folder.load(
-        _folder_path(spec),
-        image_size=config.image_size,
-        need_test=config.validation_size == 0,
+        path, config.image_size, need_test
     )
   else:
     train, test, class_names, source = _load_tfds(spec, config.data_dir)
@@ -147,7 +146,11 @@ def _load_digits():
 
 
 def _check_tfds_name(name, data_dir):
-  """Raises unless tfds knows `name` or data_dir holds it, naming matches."""
+  """Raises unless tfds can give `name`, naming close matches.
+
+  tfds must know `name` or `data_dir` hold it; without TensorFlow, it must be
+  prepared already as ArrayRecord (or Parquet).
+  """
   import tensorflow_datasets as tfds
 
   names = tfds.list_builders(with_community_datasets=False)
@@ -160,13 +163,16 @@ def _check_tfds_name(name, data_dir):
         f'config.dataset={name!r} is no tfds data set, "image_folder:PATH"'
         f' or "digits"; {hint}{_OFFLINE_OPTIONS}'
     )
+  if importlib.util.find_spec('tensorflow') is None:
+    _check_readable_without_tensorflow(
+        tfds.builder(name, data_dir=data_dir), name
+    )
 
 
 def _network_reachable() -> bool:
   try:
-    socket.create_connection(
-        (_PROBE_HOST, _PROBE_PORT), timeout=_PROBE_TIMEOUT_S
-    ).close()
+    address = (_PROBE_HOST, _PROBE_PORT)
+    socket.create_connection(address, timeout=_PROBE_TIMEOUT_S).close()
   except OSError:
     return False
   return True
@@ -193,10 +199,31 @@ def _load_tfds(name, data_dir):
         f' {image_feature.shape}; expected uint8 images of one fixed size'
     )
   class_names = builder.info.features[label_key].names
-  splits = _read_data_sources(builder, image_key, label_key)
-  if splits is None:
+  sources = _data_sources(builder)
+  if sources is None:
     splits = _read_with_tensorflow(builder, name)
+  else:
+    splits = _read_data_sources(sources, image_key, label_key)
   return splits[0], splits[1], class_names, builder.info.full_name
+
+
+def _check_readable_without_tensorflow(builder, name):
+  """Raises unless `builder` is prepared in a format read without TF."""
+  if _data_sources(builder) is not None:
+    return
+  state = (
+      f'is prepared in {builder.data_dir} in a format only TensorFlow reads'
+      " (prepare it with file_format='array_record' to read it without)"
+      if _is_prepared(builder)
+      else (
+          f'is not prepared in {builder.data_dir}; preparing it needs'
+          ' TensorFlow'
+      )
+  )
+  raise ValueError(
+      f'tfds data set {name!r} {state}, which is not installed:'
+      f' {_INSTALL_TF}; or {_OFFLINE_OPTIONS}'
+  )
 
 
 def _is_prepared(builder):
@@ -204,14 +231,17 @@ def _is_prepared(builder):
   return (builder.data_path / 'dataset_info.json').exists()
 
 
-def _read_data_sources(builder, image_key, label_key):
-  """Both splits through `as_data_source`; None unless so prepared."""
+def _data_sources(builder):
+  """The train and test splits' data sources; None unless prepared so."""
   if not _is_prepared(builder):
     return None
   try:
-    sources = builder.as_data_source(split=['train', 'test'])
+    return builder.as_data_source(split=['train', 'test'])
   except NotImplementedError:  # Prepared as TFRecord: no random access.
     return None
+
+
+def _read_data_sources(sources, image_key, label_key):
   splits = []
   for source in sources:
     examples = source.__getitems__(range(len(source)))
@@ -225,18 +255,6 @@ def _read_with_tensorflow(builder, name):
   """Both splits through `as_dataset`, preparing them first if needed."""
   import tensorflow_datasets as tfds
 
-  if importlib.util.find_spec('tensorflow') is None:
-    if _is_prepared(builder):
-      state = f'is prepared in {builder.data_dir} in a format only TensorFlow'
-      state += " reads (prepare it with file_format='array_record' to read"
-      state += ' it without TensorFlow)'
-    else:
-      state = f'is not prepared in {builder.data_dir}; preparing it needs'
-      state += ' TensorFlow'
-    raise ValueError(
-        f'tfds data set {name!r} {state}, which is not installed:'
-        f' {_INSTALL_TF}; or {_OFFLINE_OPTIONS}'
-    )
   try:
     # Reads nothing yet; tfds.testing.mock_data replaces it, so mocked and
     # real data sets take the same path.
