@@ -1,9 +1,9 @@
 """Loads a data set once as uint8; normalizes, batches, augments on device.
 
-Host side (`load`, `validate`, `Dataset`) lives in `train/datasets.py`; this
-module re-exports it next to the jittable functions the train step calls, so
-the whole pipeline runs inside one compiled step without an iterator to stall
-on or to checkpoint.
+Host side (`load`, `validate`, the `Dataset` they return) lives in
+`train/datasets.py`; this module re-exports `load` and `validate` next to the
+jittable functions the train step calls, so the whole pipeline runs inside one
+compiled step without an iterator to stall on or to checkpoint.
 """
 
 from collections.abc import Callable
@@ -16,7 +16,6 @@ from train import datasets
 
 _SHUFFLE_STREAM = 0x5EED  # Folded into the key of `batch_indices`.
 
-Dataset = datasets.Dataset
 validate = datasets.validate
 load = datasets.load
 

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # The repository.
+
 # Runs that compile the same program (a resume, a rerun, a subprocess) take it
 # from JAX's persistent compilation cache instead of compiling it again.
 jax.config.update(

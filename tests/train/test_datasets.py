@@ -1,9 +1,12 @@
 """Loading each data source into uint8 arrays, and bad data input."""
 
+import json
 import os
 import pathlib
 import shutil
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -160,6 +163,7 @@ def test_image_folder_without_test_split_serves_a_validation_split(
     [('mnist', (28, 28, 1), 10), ('cifar10', (32, 32, 3), 10)],
 )
 def test_tfds_mock_data_loads_like_real_data(name, shape, num_classes):
+  pytest.importorskip('tensorflow', reason='tfds mock data is a tf.data set')
   with tfds.testing.mock_data(num_examples=9):
     data = input_pipeline.load(conftest.data_config(dataset=name))
   assert data.train_images.shape == (9, *shape)
@@ -168,11 +172,16 @@ def test_tfds_mock_data_loads_like_real_data(name, shape, num_classes):
   assert data.train_labels.dtype == np.int32
   assert data.num_classes == len(data.class_names) == num_classes
   assert data.name == name
+  assert data.identity['dataset'].startswith(f'{name}/')
 
 
 def test_tfds_without_network_fails_fast_naming_offline_options(
     tmp_path, monkeypatch
 ):
+  pytest.importorskip(
+      'tensorflow', reason='without it, preparing is refused before probing'
+  )
+
   def no_network(*args, **kwargs):
     raise OSError('network is unreachable')
 
@@ -211,6 +220,159 @@ def test_bad_data_config_is_a_one_line_error(overrides, message):
   with pytest.raises(ValueError, match=message) as error:
     input_pipeline.validate(conftest.data_config(**overrides))
   assert '\n' not in str(error.value)
+
+
+def test_image_folder_pixels_are_pillows_in_class_then_file_order(image_folder):
+  root = image_folder(size=(9, 7))
+  data = input_pipeline.load(folder_config(root))
+  with Image.open(root / 'train' / 'ant' / '0.png') as first:
+    first.load()
+  np.testing.assert_array_equal(data.train_images[0], np.asarray(first))
+  with Image.open(root / 'test' / 'cow' / '1.png') as last:
+    np.testing.assert_array_equal(data.test_images[-1], np.asarray(last))
+  np.testing.assert_array_equal(data.train_labels, np.repeat([0, 1, 2], 4))
+  resized = input_pipeline.load(folder_config(root, image_size=4))
+  expected = first.resize((4, 4), Image.Resampling.BILINEAR)
+  np.testing.assert_array_equal(resized.train_images[0], np.asarray(expected))
+
+
+def test_image_folder_of_gray_rgb_files_gives_one_channel(image_folder):
+  root = image_folder(mode='L')
+  for file in root.glob('*/*/*.png'):
+    with Image.open(file) as gray:
+      rgb = gray.convert('RGB')  # R = G = B
+    rgb.save(file)
+  data = input_pipeline.load(folder_config(root))
+  assert data.train_images.shape == (12, 6, 5, 1)
+  np.testing.assert_array_equal(
+      label_of_pixels(data.train_images), data.train_labels
+  )
+
+
+def test_image_folder_of_16_bit_pngs_keeps_the_high_byte(image_folder):
+  root = image_folder(mode='L')
+  for file in root.glob('*/*/*.png'):
+    with Image.open(file) as gray:
+      pixels = np.asarray(gray).astype(np.uint16) * 257
+    Image.fromarray(pixels).save(file)
+  with Image.open(file) as wide:
+    assert wide.mode.startswith('I')
+  data = input_pipeline.load(folder_config(root))
+  assert data.train_images.shape == (12, 6, 5, 1)
+  np.testing.assert_array_equal(
+      label_of_pixels(data.train_images), data.train_labels
+  )
+
+
+def test_image_folder_ignores_hidden_entries(image_folder):
+  root = image_folder()
+  for split in ('train', 'test'):
+    conftest.write_image_folder(
+        root / split / '.ipynb_checkpoints', counts=(('x', 1),)
+    )
+    (root / split / 'ant' / '.DS_Store').write_bytes(b'\0\1')
+    (root / split / 'bee' / '.broken.png').write_bytes(b'')
+  (root / '.Trash').mkdir()
+  data = input_pipeline.load(folder_config(root))
+  assert data.class_names == ('ant', 'bee', 'cow')
+  assert data.train_images.shape == (12, 6, 5, 3)
+  assert data.test_images.shape == (6, 6, 5, 3)
+
+
+def test_empty_class_folder_is_a_one_line_error_naming_it(image_folder):
+  root = image_folder()
+  (root / 'test' / 'bee' / '1.png').unlink()
+  (root / 'test' / 'bee' / '0.png').rename(root / 'test' / 'bee' / '.0.png')
+  with pytest.raises(ValueError, match='holds no') as error:
+    input_pipeline.validate(folder_config(root))
+  assert repr(str(root / 'test' / 'bee')) in str(error.value)
+  assert 'remove the folder' in str(error.value)
+  assert '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize('classes', [('ant',), ()])
+def test_image_folder_with_fewer_than_two_classes_is_refused(
+    image_folder, classes
+):
+  root = image_folder(classes=classes)
+  for split in ('train', 'test'):
+    (root / split / '.ipynb_checkpoints').mkdir(parents=True, exist_ok=True)
+  with pytest.raises(ValueError, match='at least 2') as error:
+    input_pipeline.validate(folder_config(root))
+  assert repr(str(root / 'train')) in str(error.value)
+  assert '\n' not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ('name', 'content'),
+    [
+        ('empty.png', b''),
+        ('garbage.jpg', b'not an image at all'),
+        ('truncated.png', None),
+    ],
+)
+def test_bad_image_file_is_a_one_line_error_naming_it(
+    image_folder, name, content
+):
+  root = image_folder(size=(40, 40))
+  bad = root / 'train' / 'bee' / name
+  good = (root / 'train' / 'bee' / '0.png').read_bytes()
+  bad.write_bytes(good[: len(good) // 2] if content is None else content)
+  with pytest.raises(ValueError, match='cannot be decoded') as error:
+    input_pipeline.load(folder_config(root))
+  assert repr(str(bad)) in str(error.value)
+  assert 'replace it' in str(error.value) and '\n' not in str(error.value)
+
+
+def test_cli_names_a_corrupt_image_in_one_line(image_folder, tmp_path):
+  root = image_folder()
+  (root / 'test' / 'cow' / 'bad.jpg').write_bytes(b'\xff\xd8 broken')
+  result = subprocess.run(
+      [
+          sys.executable,
+          '-m',
+          'train.mlp',
+          '--config=configs/quickstart.py',
+          f'--workdir={tmp_path / "run"}',
+          f'--config.dataset=image_folder:{root}',
+      ],
+      cwd=conftest.ROOT,
+      env={**os.environ, 'PYTHONPATH': str(conftest.ROOT)},
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
+  assert result.returncode == 1
+  [line] = result.stderr.strip().splitlines()
+  assert line.startswith('error: image file') and 'bad.jpg' in line
+
+
+def test_identity_names_the_data_source_sizes_and_classes(
+    digits, image_folder, tmp_path, monkeypatch
+):
+  assert digits.identity == {
+      'dataset': 'digits',
+      'train_size': 1437,
+      'test_size': 360,
+      'test_split': 'test',
+      'class_names': list('0123456789'),
+      'image_shape': [8, 8, 1],
+  }
+  carved = input_pipeline.load(conftest.data_config(validation_size=100))
+  assert (carved.identity['train_size'], carved.identity['test_size']) == (
+      1337,
+      100,
+  )
+  assert 'seed 0' in carved.identity['test_split']
+  root = image_folder()
+  other = conftest.write_image_folder(tmp_path / 'other', seed=1)
+  monkeypatch.chdir(root.parent)
+  data = input_pipeline.load(folder_config(root.name))
+  assert data.identity['dataset'] == f'image_folder:{root}'
+  assert data.identity['class_names'] == ['ant', 'bee', 'cow']
+  assert json.loads(json.dumps(data.identity)) == data.identity
+  same_shape = input_pipeline.load(folder_config(other))
+  assert same_shape.identity != data.identity
 
 
 CIFAR10 = os.environ.get('JAXBP_CIFAR10', '')
