@@ -2,11 +2,11 @@
 
 from absl import app
 
-from train import build, cli
+from train import cli
 
 
 def main(argv):
-  cli.main(argv, build.CONV_MODELS)
+  cli.main(argv, family='convnet')
 
 
 if __name__ == '__main__':

@@ -51,7 +51,7 @@ def test_mlp_cli_trains_on_digits_with_overrides(tmp_path, monkeypatch):
   config = run_cli(
       mlp,
       monkeypatch,
-      '--config=configs/quickstart.py',
+      '--config=configs/quickstart_mlp.py',
       f'--workdir={tmp_path}',
       '--config.max_steps=4',
       '--config.eval_every=2',
@@ -137,7 +137,7 @@ def test_image_folder_of_unseen_gray_images_trains(tmp_path, monkeypatch):
   run_cli(
       mlp,
       monkeypatch,
-      '--config=configs/quickstart.py',
+      '--config=configs/quickstart_mlp.py',
       f'--workdir={tmp_path / "run"}',
       f'--config.dataset=image_folder:{tmp_path / "data"}',
       '--config.batch_size=6',
@@ -155,7 +155,7 @@ def test_misspelt_key_is_an_error(tmp_path, monkeypatch):
     run_cli(
         mlp,
         monkeypatch,
-        '--config=configs/quickstart.py',
+        '--config=configs/quickstart_mlp.py',
         f'--workdir={tmp_path}',
         '--config.max_stepz=3',
     )
@@ -180,7 +180,7 @@ def test_bad_input_exits_with_one_line(
     run_cli(
         module,
         monkeypatch,
-        '--config=configs/quickstart.py',
+        '--config=configs/quickstart_mlp.py',
         f'--workdir={tmp_path / "run"}',
         *args,
     )
@@ -209,7 +209,7 @@ def load_file(path):
 
 
 def quickstart_config(max_steps):
-  config = load_file(ROOT / 'configs' / 'quickstart.py').get_config()
+  config = load_file(ROOT / 'configs' / 'quickstart_mlp.py').get_config()
   config.schedule = 'constant'
   config.model.dropout = 0.1
   config.max_steps = max_steps
@@ -222,7 +222,7 @@ def test_sigterm_saves_and_exits_zero_then_resumes_exactly(tmp_path):
       sys.executable,
       '-m',
       'train.mlp',
-      '--config=configs/quickstart.py',
+      '--config=configs/quickstart_mlp.py',
       f'--workdir={workdir}',
       '--config.schedule=constant',
       '--config.model.dropout=0.1',
