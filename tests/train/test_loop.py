@@ -143,11 +143,15 @@ def test_checkpoint_of_another_model_is_refused_before_training(
 ):
   shutil.copytree(finished[0], tmp_path, dirs_exist_ok=True)
   before = (tmp_path / 'metrics.jsonl').read_text()
+  config_before = (tmp_path / 'config.json').read_text()
   with pytest.raises(ValueError, match=r'different model \(differs in: model'):
     loop.train_and_evaluate(
         tiny_config(max_steps=12, model={'hidden_units': (32,)}), str(tmp_path)
     )
   assert (tmp_path / 'metrics.jsonl').read_text() == before
+  # The refused run did not replace the accepted run's config.
+  assert (tmp_path / 'config.json').read_text() == config_before
+  assert not [p for p in os.listdir(tmp_path) if p.startswith('.tmp-')]
 
 
 def test_nan_loss_names_the_step_and_keeps_last_good_checkpoint(tmp_path):
