@@ -7,6 +7,7 @@ the start step.
 
 import dataclasses
 import functools
+import math
 import os
 from collections.abc import Callable
 
@@ -25,31 +26,28 @@ PADDINGS = ('SAME', 'VALID')
 
 
 def _mlp(m, image_shape, num_classes, **kw):
+  keys = ('activation', 'negative_slope', 'norm', 'dropout', 'residual')
   return models.MLP(
-      image_shape[0] * image_shape[1] * image_shape[2],
+      math.prod(image_shape),
       tuple(m['hidden_units']),
       num_classes,
-      activation=m['activation'],
-      negative_slope=m['negative_slope'],
-      norm=m['norm'],
-      dropout=m['dropout'],
-      residual=m['residual'],
+      **{k: m[k] for k in keys},
       **kw,
   )
 
 
 def _vgg(m, image_shape, num_classes, **kw):
-  return models.VGG(
-      num_classes, in_channels=image_shape[2], groups=m['groups'], **kw
-  )
+  groups, channels = m['groups'], image_shape[2]
+  return models.VGG(num_classes, in_channels=channels, groups=groups, **kw)
 
 
 def _small_convnet(m, image_shape, num_classes, **kw):
+  (height, width, channels), padding = image_shape, m['padding']
   return models.SmallConvNet(
       num_classes,
-      in_channels=image_shape[2],
-      image_size=tuple(image_shape[:2]),
-      padding=m['padding'],
+      in_channels=channels,
+      image_size=(height, width),
+      padding=padding,
       **kw,
   )
 
@@ -208,7 +206,7 @@ def setup(config, workdir: str) -> Session:
     print(models.summary(network, (1, *shape)), flush=True)
     mesh = Mesh(jax.devices(), ('data',))
     replicated = NamedSharding(mesh, P())
-    graphdef, rngs, state, sums, start = _start_state(
+    graphdef, rngs, state, sums, start = steps.start_state(
         (network, optimizer), ckpt, replicated
     )
     normalize = input_pipeline.make_normalizer(
@@ -251,19 +249,3 @@ def _open_checkpoints(config, workdir, network) -> tuple:
     raise
   reporting.write_config(workdir, config)  # Only once the run is accepted.
   return ckpt, signature
-
-
-def _start_state(model_and_optimizer, ckpt, replicated) -> tuple:
-  """Splits for the compiled steps, places, restores the latest checkpoint.
-
-  Returns the graph definition, the RNG state (reseeded inside each step, so
-  never saved), the state, the running train sums and the step to start at.
-  """
-  graphdef, rngs, state = nnx.split(model_and_optimizer, nnx.RngState, ...)
-  state, rngs = jax.device_put((state, rngs), replicated)
-  sums = jax.device_put(steps.zero_sums(), replicated)
-  if ckpt.latest_step() is None:
-    return graphdef, rngs, state, sums, 0
-  start, saved = ckpt.restore({'state': nnx.to_pure_dict(state), 'sums': sums})
-  nnx.replace_by_pure_dict(state, saved['state'])
-  return graphdef, rngs, state, saved['sums'], start
