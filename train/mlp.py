@@ -1,4 +1,4 @@
-"""`python -m train.mlp --config configs/mlp.py`: trains a jaxbp MLP."""
+"""`python -m train.mlp --config configs/quickstart_mlp.py`: trains a jaxbp MLP."""
 
 from absl import app
 
