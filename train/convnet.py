@@ -1,4 +1,4 @@
-"""`python -m train.convnet --config configs/quickstart.py`: trains a jaxbp ConvNet."""
+"""`python -m train.convnet --config configs/quickstart.py`: trains a ConvNet."""
 
 from absl import app
 

@@ -1,4 +1,4 @@
-"""`python -m train.mlp --config configs/quickstart_mlp.py`: trains a jaxbp MLP."""
+"""`python -m train.mlp --config configs/quickstart_mlp.py`: trains an MLP."""
 
 from absl import app
 
