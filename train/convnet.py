@@ -1,4 +1,4 @@
-"""`python -m train.convnet --config configs/quickstart.py`: trains a ConvNet."""
+"""`python -m train.convnet --config configs/quickstart.py`: trains a CNN."""
 
 from absl import app
 

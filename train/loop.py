@@ -30,7 +30,7 @@ class Run:
 
 
 class Interrupted(KeyboardInterrupt):
-  """SIGINT (or SIGTERM, as the CLIs map it) outside the loop; says what holds."""
+  """SIGINT or SIGTERM outside the loop; the message says what is saved."""
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The compiled train step: `model.vjp` picks the backward of every op, loss too."""
+"""The compiled train step: `model.vjp` picks every backward, the loss too."""
 
 import jax
 import jax.numpy as jnp
