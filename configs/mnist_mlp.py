@@ -17,13 +17,12 @@ these machines have no network (the run stops within seconds saying so). With
 a prepared tfds copy, add `--config.data_dir=DIR`.
 """
 
-from train import defaults
+from configs import default
 
 
 def get_config():
-  config = defaults.base_config(
-      defaults.mlp_model(hidden_units=(3136,), activation='sigmoid')
-  )
+  config = default.get_config()
+  config.model = default.mlp_model(hidden_units=(3136,), activation='sigmoid')
   config.dataset = 'mnist'
   config.normalization = 'unit'
   config.validation_size = 5000

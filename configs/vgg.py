@@ -13,11 +13,12 @@ so only the first 1,000 of the 5,000 steps were run, with
 1,000, 82 images/s with the hand-written backward, 480 s wall.
 """
 
-from train import defaults
+from configs import default
 
 
 def get_config():
-  config = defaults.base_config(defaults.convnet_model('vgg'))
+  config = default.get_config()
+  config.model = default.convnet_model('vgg')
   config.dataset = 'cifar10'
   config.normalization = 'per_channel'
   config.optimizer = 'adam'

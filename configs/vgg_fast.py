@@ -14,11 +14,12 @@ no GPU, so no VGG run was made on CIFAR-10; the config was only checked to run
 (a few steps on `--config.dataset=digits`).
 """
 
-from train import defaults
+from configs import default
 
 
 def get_config():
-  config = defaults.base_config(defaults.convnet_model('vgg', dtype='bfloat16'))
+  config = default.get_config()
+  config.model = default.convnet_model('vgg', dtype='bfloat16')
   config.dataset = 'cifar10'
   config.normalization = 'per_channel'
   config.random_crop_padding = 4

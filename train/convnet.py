@@ -1,12 +1,12 @@
-"""`python -m train.convnet --config configs/vgg.py`: trains a jaxbp ConvNet."""
+"""`python -m train.convnet --config configs/quickstart.py`: trains a CNN."""
 
 from absl import app
 
-from train import build, cli
+from train import cli
 
 
 def main(argv):
-  cli.main(argv, build.CONV_MODELS)
+  cli.main(argv, family='convnet')
 
 
 if __name__ == '__main__':

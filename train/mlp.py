@@ -1,12 +1,12 @@
-"""`python -m train.mlp --config configs/mlp.py`: trains a jaxbp MLP."""
+"""`python -m train.mlp --config configs/quickstart_mlp.py`: trains an MLP."""
 
 from absl import app
 
-from train import build, cli
+from train import cli
 
 
 def main(argv):
-  cli.main(argv, build.MLP_MODELS)
+  cli.main(argv, family='mlp')
 
 
 if __name__ == '__main__':

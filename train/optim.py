@@ -1,4 +1,6 @@
-"""Optax optimizer and learning-rate schedule built from a config."""
+"""Optax optimizer and learning-rate schedule from validated config keys."""
+
+import dataclasses
 
 import jax
 import optax
@@ -7,8 +9,37 @@ OPTIMIZERS = ('sgd', 'momentum', 'adam', 'adamw')
 SCHEDULES = ('constant', 'cosine', 'warmup_cosine', 'piecewise')
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """The optimizer and schedule keys of a config, validated (`from_config`)."""
+
+  optimizer: str
+  learning_rate: float
+  max_steps: int
+  schedule: str = 'constant'
+  momentum: float = 0.9
+  nesterov: bool = False
+  weight_decay: float = 0.0
+  grad_clip_norm: float = 0.0
+  warmup_steps: int = 0
+  decay_boundaries: tuple[float, ...] = (0.5, 0.75)
+  decay_factor: float = 0.1
+
+  @classmethod
+  def from_config(cls, config) -> 'Settings':
+    """Reads and checks the keys; raises a one-line ValueError."""
+    validate(config)
+    names = [f.name for f in dataclasses.fields(cls)]
+    settings = {name: config[name] for name in names}
+    settings['decay_boundaries'] = tuple(config.decay_boundaries)
+    return cls(**settings)
+
+
 def validate(config) -> None:
-  """Raises a one-line ValueError for an unknown or out-of-range setting."""
+  """Raises a one-line ValueError for an unknown or out-of-range setting.
+
+  `label_smoothing` is checked here too: it shapes the loss being optimized.
+  """
   if config.optimizer not in OPTIMIZERS:
     raise ValueError(
         f'config.optimizer={config.optimizer!r} is unknown; use one of'
@@ -54,23 +85,21 @@ def validate(config) -> None:
       )
 
 
-def make_schedule(config) -> optax.Schedule:
-  """The learning rate as a function of the step, per `config.schedule`."""
-  lr, steps = config.learning_rate, config.max_steps
-  if config.schedule == 'constant':
+def make_schedule(s: Settings) -> optax.Schedule:
+  """The learning rate as a function of the step, per `s.schedule`."""
+  lr, steps = s.learning_rate, s.max_steps
+  if s.schedule == 'constant':
     return optax.constant_schedule(lr)
-  if config.schedule == 'cosine':
+  if s.schedule == 'cosine':
     return optax.cosine_decay_schedule(lr, decay_steps=steps)
-  if config.schedule == 'warmup_cosine':
+  if s.schedule == 'warmup_cosine':
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=lr,
-        warmup_steps=config.warmup_steps,
+        warmup_steps=s.warmup_steps,
         decay_steps=steps,
     )
-  boundaries = {
-      int(f * steps): config.decay_factor for f in config.decay_boundaries
-  }
+  boundaries = {int(f * steps): s.decay_factor for f in s.decay_boundaries}
   return optax.piecewise_constant_schedule(lr, boundaries)
 
 
@@ -79,27 +108,29 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def make_optimizer(config) -> optax.GradientTransformation:
+def make_optimizer(
+    s: Settings, lr: optax.Schedule
+) -> optax.GradientTransformation:
   """The optax transformation: clipping, weight decay, then the optimizer.
 
-  For 'adamw' the decay is decoupled (Loshchilov & Hutter); for the others it is
-  an L2 term added to the gradient, as PyTorch's `weight_decay` does.
+  `lr` is `make_schedule(s)`, built once by the caller. For 'adamw' the
+  decay is decoupled (Loshchilov & Hutter); for the others it is an L2 term
+  added to the gradient, as PyTorch's `weight_decay` does.
   """
-  lr = make_schedule(config)
-  if config.optimizer == 'adamw':
-    opt = optax.adamw(lr, weight_decay=config.weight_decay, mask=_decay_mask)
+  if s.optimizer == 'adamw':
+    opt = optax.adamw(lr, weight_decay=s.weight_decay, mask=_decay_mask)
   else:
     opt = {
         'sgd': lambda: optax.sgd(lr),
         'momentum': lambda: optax.sgd(
-            lr, momentum=config.momentum, nesterov=config.nesterov
+            lr, momentum=s.momentum, nesterov=s.nesterov
         ),
         'adam': lambda: optax.adam(lr),
-    }[config.optimizer]()
-    if config.weight_decay:
+    }[s.optimizer]()
+    if s.weight_decay:
       opt = optax.chain(
-          optax.add_decayed_weights(config.weight_decay, mask=_decay_mask), opt
+          optax.add_decayed_weights(s.weight_decay, mask=_decay_mask), opt
       )
-  if config.grad_clip_norm:
-    opt = optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), opt)
+  if s.grad_clip_norm:
+    opt = optax.chain(optax.clip_by_global_norm(s.grad_clip_norm), opt)
   return opt

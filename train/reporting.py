@@ -1,10 +1,32 @@
-"""Run outputs: metrics.jsonl, loss/accuracy curves, progress bar, summary."""
+"""Run outputs: config.json, metrics.jsonl, curves, progress bar, summary."""
 
 import json
 import os
 import sys
+import tempfile
+import time
 
 import tqdm
+
+
+def _atomic_write(path: str, text: str) -> None:
+  """Writes `text` to `path` whole or not at all (temp file, fsync, rename)."""
+  fd, temp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.tmp-')
+  try:
+    with os.fdopen(fd, 'w') as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(temp, path)
+  except BaseException:
+    os.unlink(temp)
+    raise
+
+
+def write_config(workdir: str, config) -> None:
+  """Writes workdir/config.json atomically: a kill leaves the old or the new."""
+  text = config.to_json_best_effort(indent=2) + '\n'
+  _atomic_write(os.path.join(workdir, 'config.json'), text)
 
 
 class MetricsLog:
@@ -62,8 +84,10 @@ def progress_bar(start: int, total: int, enabled: bool | None) -> tqdm.tqdm:
   )
 
 
-def summary(records: list[dict], steps: int, wall: float, ips: float) -> str:
-  """The final one-line summary of a run."""
+def summary_line(
+    records: list[dict], steps: int, wall: float, ips: float
+) -> str:
+  """The final one-line summary of a run (`models.summary` is the model's)."""
   if not records:
     return f'done: {steps} steps, {wall:.1f} s'
   best = max(records, key=lambda r: r['test_accuracy'])
@@ -71,4 +95,54 @@ def summary(records: list[dict], steps: int, wall: float, ips: float) -> str:
       f'done: {steps} steps, final test accuracy'
       f' {records[-1]["test_accuracy"]:.4f}, best {best["test_accuracy"]:.4f}'
       f' (step {best["step"]}), {wall:.1f} s wall, {ips:.0f} images/s'
+  )
+
+
+class Throughput:
+  """Images per second of training, leaving out the first, compiling step."""
+
+  def __init__(self, batch_size: int):
+    self.batch_size = batch_size
+    self.tick, self.tick_step = None, 0
+    self.seconds, self.steps = 0.0, 0  # over finished evaluation periods
+
+  def start(self, step: int) -> None:
+    self.tick, self.tick_step = time.perf_counter(), step
+
+  def rate(self, step: int) -> float:
+    """Since the last `start`, without ending the period."""
+    seconds = max(time.perf_counter() - self.tick, 1e-9)
+    return (step - self.tick_step) * self.batch_size / seconds
+
+  def lap(self, step: int) -> None:
+    """Ends a period (at an evaluation): its time counts in `mean`."""
+    self.seconds += time.perf_counter() - self.tick
+    self.steps += step - self.tick_step
+
+  def mean(self) -> float:
+    return self.steps * self.batch_size / max(self.seconds, 1e-9)
+
+
+def show_progress(bar, step: int, train: tuple, ips: float) -> None:
+  bar.update(step - bar.n)
+  bar.set_postfix(
+      loss=f'{train[0]:.4f}', acc=f'{train[1]:.4f}', img_s=f'{ips:.0f}'
+  )
+
+
+def log_evaluation(log, bar, *, step, train, test, **fields) -> None:
+  """Appends one row to metrics.jsonl and prints it above the progress bar."""
+  (train_loss, train_accuracy), (test_loss, test_accuracy) = train, test
+  log.write({
+      'step': step,
+      'train_loss': train_loss,
+      'train_accuracy': train_accuracy,
+      'test_loss': float(test_loss),
+      'test_accuracy': float(test_accuracy),
+      **fields,
+  })
+  bar.write(
+      f'step {step}: train loss {train_loss:.4f} acc {train_accuracy:.4f} |'
+      f' test loss {test_loss:.4f} acc {test_accuracy:.4f} |'
+      f' {fields["images_per_sec"]:.0f} images/s'
   )

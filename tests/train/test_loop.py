@@ -9,15 +9,18 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from train import build, defaults, input_pipeline, loop, steps
+from configs import default
+from train import build, input_pipeline, loop, steps
 
 
 def tiny_config(**overrides):
   """A 16-unit BN + dropout MLP on digits: a few steps compile and run in ~1 s."""
-  config = defaults.base_config(
-      defaults.mlp_model(hidden_units=(16,), norm='batch', dropout=0.1)
+  config = default.get_config()
+  config.model = default.mlp_model(
+      hidden_units=(16,), norm='batch', dropout=0.1
   )
   config.dataset = 'digits'
   config.optimizer = 'adam'
@@ -108,9 +111,9 @@ def test_evaluation_counts_each_example_once(tmp_path):
   data = input_pipeline.load(config)
   model = build.model(config.model, (8, 8, 1), 10, seed=0)
   optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
-  model.eval()
-  graphdef, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
+  graphdef, rngs, state = nnx.split((model, optimizer), nnx.RngState, ...)
   normalize = input_pipeline.make_normalizer(data.train_images, 'per_channel')
+  model.eval()
   logits = nnx.jit(lambda m, x: m(normalize(x)))(model, data.test_images)
   expected_loss = float(
       optax.softmax_cross_entropy_with_integer_labels(
@@ -119,13 +122,17 @@ def test_evaluation_counts_each_example_once(tmp_path):
   )
   expected_accuracy = float(np.mean(np.argmax(logits, -1) == data.test_labels))
   mesh = Mesh(jax.devices(), ('data',))
+  net = steps.Network(graphdef, normalize, NamedSharding(mesh, P('data')))
   for size in (7, 360):
-    config.eval_batch_size = size
-    evaluate = steps.make_eval_step(
-        config, graphdef, rng_state, normalize, mesh
+    hp = steps.Hparams(
+        seed=0, batch_size=32, eval_batch_size=size, num_classes=10
     )
-    loss, accuracy = evaluate(
-        state, *steps.pad_for_eval(data.test_images, data.test_labels, size)
+    loss, accuracy = steps.evaluate(
+        hp,
+        net,
+        rngs,
+        state,
+        *steps.pad_for_eval(data.test_images, data.test_labels, size),
     )
     assert float(loss) == pytest.approx(expected_loss, rel=1e-5)
     assert float(accuracy) == pytest.approx(expected_accuracy, abs=1e-6)
@@ -136,11 +143,15 @@ def test_checkpoint_of_another_model_is_refused_before_training(
 ):
   shutil.copytree(finished[0], tmp_path, dirs_exist_ok=True)
   before = (tmp_path / 'metrics.jsonl').read_text()
+  config_before = (tmp_path / 'config.json').read_text()
   with pytest.raises(ValueError, match=r'different model \(differs in: model'):
     loop.train_and_evaluate(
         tiny_config(max_steps=12, model={'hidden_units': (32,)}), str(tmp_path)
     )
   assert (tmp_path / 'metrics.jsonl').read_text() == before
+  # The refused run did not replace the accepted run's config.
+  assert (tmp_path / 'config.json').read_text() == config_before
+  assert not [p for p in os.listdir(tmp_path) if p.startswith('.tmp-')]
 
 
 def test_nan_loss_names_the_step_and_keeps_last_good_checkpoint(tmp_path):

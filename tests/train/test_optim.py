@@ -5,14 +5,15 @@ import numpy as np
 import optax
 import pytest
 
-from train import defaults, optim
+from configs import default
+from train import optim
 
 
 def config(**overrides):
-  c = defaults.base_config(defaults.mlp_model())
+  c = default.get_config()
   c.max_steps = 100
   c.update(overrides)
-  return c
+  return optim.Settings.from_config(c)
 
 
 @pytest.mark.parametrize(
@@ -34,18 +35,16 @@ def test_schedule_values(schedule, expected):
 def test_weight_decay_reaches_kernels_only(name):
   params = {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones(2)}
   zeros = {'kernel': jnp.zeros((2, 2)), 'bias': jnp.zeros(2)}
-  tx = optim.make_optimizer(
-      config(optimizer=name, learning_rate=0.1, weight_decay=0.5)
-  )
+  settings = config(optimizer=name, learning_rate=0.1, weight_decay=0.5)
+  tx = optim.make_optimizer(settings, optim.make_schedule(settings))
   updates, _ = tx.update(zeros, tx.init(params), params)
   assert np.all(np.asarray(updates['kernel']) < 0)
   np.testing.assert_array_equal(updates['bias'], 0)
 
 
 def test_gradient_clipping_bounds_the_step():
-  tx = optim.make_optimizer(
-      config(optimizer='sgd', learning_rate=1.0, grad_clip_norm=1.0)
-  )
+  settings = config(optimizer='sgd', learning_rate=1.0, grad_clip_norm=1.0)
+  tx = optim.make_optimizer(settings, optim.make_schedule(settings))
   grads = {'w': jnp.full((4,), 100.0)}
   updates, _ = tx.update(grads, tx.init(grads))
   assert float(optax.tree.norm(updates)) == pytest.approx(1.0)

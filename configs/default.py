@@ -1,14 +1,15 @@
-"""The config keys every `configs/*.py` shares, with their defaults."""
+"""The keys every config shares, with their defaults (Flax examples' style).
+
+Each `configs/<name>.py` starts from `get_config()` and overrides what its
+protocol fixes, so every config has the same keys and `--config.<key>=<value>`
+works on all of them. `mlp_model` and `convnet_model` give `config.model`.
+"""
 
 import ml_collections
 
 
-def base_config(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Returns a config holding every key the loop reads, around `model`.
-
-  `configs/*.py` start from this and override what their protocol fixes, so
-  every config has the same keys and `--config.<key>=<value>` works on all.
-  """
+def get_config() -> ml_collections.ConfigDict:
+  """Every key the training loop reads; `config.model` is a small MLP."""
   config = ml_collections.ConfigDict()
   # Data (read by train/input_pipeline.py).
   config.dataset = 'digits'  # tfds name | 'image_folder:PATH' | 'digits'
@@ -26,9 +27,8 @@ def base_config(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.nesterov = False  # 'momentum' only
   config.weight_decay = 0.0  # decoupled for 'adamw', added to the loss else
   config.grad_clip_norm = 0.0  # 0 = no clipping
-  config.schedule = (  # 'constant' | 'cosine' | 'warmup_cosine' | 'piecewise'
-      'constant'
-  )
+  # 'constant' | 'cosine' | 'warmup_cosine' | 'piecewise'
+  config.schedule = 'constant'
   config.warmup_steps = 0  # 'warmup_cosine' only
   config.decay_boundaries = (0.5, 0.75)  # 'piecewise': fractions of max_steps
   config.decay_factor = 0.1  # 'piecewise': lr multiplier at each boundary
@@ -41,7 +41,7 @@ def base_config(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
   config.log_every = 20  # progress bar refresh, in steps
-  config.model = model
+  config.model = mlp_model()
   return config
 
 
@@ -54,8 +54,8 @@ def mlp_model(**overrides) -> ml_collections.ConfigDict:
       'negative_slope': 0.01,  # leaky_relu only
       'norm': ml_collections.FieldReference(
           None, field_type=str
-      ),  # batch | layer
-      'dropout': 0.0,
+      ),  # batch|layer
+      'dropout': 0.0,  # in [0, 1)
       'residual': False,  # adds hidden layer 1 to hidden layer 3
       'vjp': 'manual',  # manual (hand-written backward) | autodiff
       'dtype': 'float32',  # float32 | bfloat16 (compute; params stay float32)
@@ -64,10 +64,15 @@ def mlp_model(**overrides) -> ml_collections.ConfigDict:
   return model
 
 
+# The seeds' Table 1: the conv3x3-BN-ReLU widths of each group of the VGG.
+VGG_TABLE1 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
+
+
 def convnet_model(name: str = 'vgg', **overrides) -> ml_collections.ConfigDict:
   """`config.model` for `jaxbp.models.VGG` or `SmallConvNet` (train.convnet)."""
   model = ml_collections.ConfigDict({
       'name': name,  # vgg | small_convnet
+      'groups': VGG_TABLE1,  # vgg only: widths per group, a max-pool after each
       'padding': 'VALID',  # small_convnet only: SAME for images under 14x14
       'vjp': 'manual',
       'dtype': 'float32',
