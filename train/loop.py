@@ -14,7 +14,16 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxbp import models
-from train import build, checkpoint, input_pipeline, optim, reporting, steps
+from train import (
+    build,
+    checkpoint,
+    input_pipeline,
+    metrics,
+    optim,
+    reporting,
+    steps,
+)
+from train import workdir as workdir_lib
 
 POSITIVE_INTS = (
     'batch_size',
@@ -85,7 +94,7 @@ def _check_finite(sums: dict, ckpt: checkpoint.Checkpointer) -> None:
     )
 
 
-def _initial_state(config, model, ckpt, replicated):
+def _initial_state(config, model, ckpt, replicated, signature):
   """Splits model + optimizer for the compiled steps; restores a checkpoint.
 
   Returns the train- and eval-mode graph definitions (they differ in the
@@ -103,7 +112,7 @@ def _initial_state(config, model, ckpt, replicated):
   start = 0
   if ckpt.latest_step() is not None:
     start, saved = ckpt.restore(
-        {'state': nnx.to_pure_dict(state), 'sums': sums}
+        {'state': nnx.to_pure_dict(state), 'sums': sums}, signature
     )
     nnx.replace_by_pure_dict(state, saved['state'])
     sums = saved['sums']
@@ -153,23 +162,46 @@ def train_and_evaluate(
   """
   began = time.perf_counter()
   validate(config, model_names)
-  os.makedirs(workdir, exist_ok=True)
+  workdir = workdir_lib.prepare(workdir)
+  with workdir_lib.lock(workdir), workdir_lib.write_errors(workdir):
+    return _run(config, workdir, began, progress)
+
+
+def _data_identity(data) -> dict:
+  # Until the data helper's `Dataset.identity` lands; then use that.
+  if hasattr(data, 'identity'):
+    return data.identity
+  name = data.name
+  if name.startswith('image_folder:'):
+    name = 'image_folder:' + os.path.abspath(name[len('image_folder:') :])
+  return {
+      'name': name,
+      'sizes': [len(data.train_labels), len(data.test_labels)],
+      'class_names': list(data.class_names),
+  }
+
+
+def _run(config, workdir, began, progress) -> Run:
   ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
   ckpt.check_signature(checkpoint.signature(config))
   data = input_pipeline.load(config)
   model = build.model(
       config.model, data.train_images.shape[1:], data.num_classes, config.seed
   )
-  signature = checkpoint.signature(config, nnx.state(model, nnx.Param))
+  signature = checkpoint.signature(
+      config, nnx.state(model, nnx.Param), _data_identity(data)
+  )
   ckpt.check_signature(signature)
   print(models.summary(model, (1, *data.train_images.shape[1:])), flush=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2) + '\n')
+  workdir_lib.atomic_write(
+      os.path.join(workdir, 'config.json'),
+      config.to_json_best_effort(indent=2) + '\n',
+  )
 
   mesh = Mesh(jax.devices(), ('data',))
   replicated = NamedSharding(mesh, P())
   train_def, eval_def, rng_state, state, sums, start = _initial_state(
-      config, model, ckpt, replicated
+      config, model, ckpt, replicated, signature
   )
 
   normalize = input_pipeline.make_normalizer(
@@ -189,7 +221,7 @@ def train_and_evaluate(
       replicated,
   )
 
-  log = reporting.MetricsLog(workdir, start)
+  log = metrics.MetricsLog(workdir, start)
   schedule = optim.make_schedule(config)
   bar = reporting.progress_bar(start, config.max_steps, progress)
   prior_wall = log.records[-1]['wall_time'] if log.records else 0.0

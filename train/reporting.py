@@ -1,34 +1,9 @@
 """Run outputs: metrics.jsonl, loss/accuracy curves, progress bar, summary."""
 
-import json
 import os
 import sys
 
 import tqdm
-
-
-class MetricsLog:
-  """Appends one JSON object per evaluation to workdir/metrics.jsonl."""
-
-  def __init__(self, workdir: str, start_step: int):
-    self.path = os.path.join(workdir, 'metrics.jsonl')
-    self.records = [r for r in read(self.path) if r['step'] <= start_step]
-    # Rows past the restored checkpoint come from a run that was cut short;
-    # they will be recomputed, so they are dropped to keep one row per step.
-    with open(self.path, 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in self.records)
-
-  def write(self, record: dict) -> None:
-    self.records.append(record)
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
-
-
-def read(path: str) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def plot_curves(records: list[dict], workdir: str, title: str) -> None:
