@@ -27,13 +27,9 @@ def signature(config, params=None, data_identity=None) -> dict:
   `model.vjp` and `model.dtype` are left out: they change how the same
   parameters are computed with, so a run may resume with either value.
   """
-  model = {
-      k: v
-      for k, v in config.model.to_dict().items()
-      if k not in ('vjp', 'dtype')
-  }
+  model = config.model.to_dict()
   result = {
-      'model': model,
+      'model': {k: v for k, v in model.items() if k not in ('vjp', 'dtype')},
       'optimizer': config.optimizer,
       'normalization': config.normalization,
   }
@@ -59,22 +55,16 @@ def digest(tree) -> str:
   return sha.hexdigest()
 
 
-class _DropOrbaxErrors(logging.Filter):
-  """Orbax logs each failed read/write with its traceback, then raises it."""
-
-  def filter(self, record):
-    return 'orbax' not in record.pathname
-
-
 @contextlib.contextmanager
 def _quiet_orbax():
   """Leaves the console to the one line the caller makes of an Orbax error.
 
-  A failed restore also leaves TensorStore callbacks that fire into a closed
+  Orbax logs each failed read or write with its traceback, then raises it. A
+  failed restore also leaves TensorStore callbacks that fire into a closed
   event loop, and unawaited coroutines: Python reports those as "unraisable".
   """
   handlers = [h for h in (*logging.root.handlers, logging.lastResort) if h]
-  drop = _DropOrbaxErrors()
+  drop = lambda record: 'orbax' not in record.pathname
   for handler in handlers:
     handler.addFilter(drop)
   previous_hook = sys.unraisablehook
@@ -96,6 +86,10 @@ def _reason(e: BaseException) -> str:
   first = first.split(' See full TensorStore')[0].split(' [tensorstore_spec')[0]
   first = first if len(first) <= 120 else first[:117] + '...'
   return f'{type(e).__name__}: {first}'
+
+
+class _Damaged(Exception):
+  """A checkpoint that cannot be restored as saved; the message says why."""
 
 
 class Checkpointer:
@@ -126,13 +120,37 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
+  def _newest_intact(self, load):
+    """Returns (step, load(step), damaged) for the newest step `load` takes.
+
+    `load` raises `_Damaged` for a damaged checkpoint; `damaged` lists those
+    tried before, as (step, reason). None intact is a one-line ValueError.
+    """
+    damaged = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        return step, load(step), damaged
+      except _Damaged as e:
+        damaged.append((step, str(e)))
+    if damaged:
+      listed = '; '.join(f'step {s}: {reason}' for s, reason in damaged)
+      raise ValueError(
+          f'no intact checkpoint in {self.directory} ({listed}); nothing was'
+          ' moved or deleted. Put an intact copy back, or move that folder'
+          ' away to start over (or use another --workdir).'
+      )
+    return None, None, damaged
+
   def _meta(self, step: int) -> dict:
-    with _quiet_orbax():
-      meta = self.manager.restore(
-          step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
-      )['meta']
+    try:
+      with _quiet_orbax():
+        meta = self.manager.restore(
+            step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+        )['meta']
+    except Exception as e:  # Any unreadable file is damage.
+      raise _Damaged(f'its metadata is unreadable ({_reason(e)})') from None
     if not isinstance(meta, dict) or not isinstance(meta.get('digest'), str):
-      raise ValueError('no array digest in its metadata')
+      raise _Damaged('its metadata holds no digest of its arrays')
     return meta
 
   def check_signature(self, expected: dict) -> None:
@@ -141,17 +159,9 @@ class Checkpointer:
     Compares `expected` with the signature of the newest checkpoint whose
     metadata reads (the one `restore` tries first).
     """
-    damaged = []
-    for step in sorted(self.manager.all_steps(), reverse=True):
-      try:
-        meta = self._meta(step)
-      except Exception as e:  # Any unreadable file is damage.
-        damaged.append((step, f'its metadata is unreadable ({_reason(e)})'))
-        continue
+    step, meta, _ = self._newest_intact(self._meta)
+    if step is not None:
       self._compare(step, meta, expected)
-      return
-    if damaged:
-      self._none_intact(damaged)
 
   def _compare(self, step: int, meta: dict, expected: dict) -> None:
     saved = meta.get('signature') or {}
@@ -168,16 +178,13 @@ class Checkpointer:
     """Returns (step, state) from the newest intact checkpoint.
 
     The result has the structure and sharding of `state`; with `expected`
-    each candidate's signature is checked as in `check_signature`.
+    the signature is checked as in `check_signature`, against the metadata
+    of the checkpoint restored.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    damaged = []
-    for step in sorted(self.manager.all_steps(), reverse=True):
-      try:
-        meta = self._meta(step)
-      except Exception as e:  # Any unreadable file is damage.
-        damaged.append((step, f'its metadata is unreadable ({_reason(e)})'))
-        continue
+
+    def load(step):
+      meta = self._meta(step)
       if expected is not None:
         self._compare(step, meta, expected)
       try:
@@ -187,14 +194,14 @@ class Checkpointer:
               args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)),
           )['state']
       except Exception as e:  # Any unreadable file is damage.
-        damaged.append((step, f'its arrays are unreadable ({_reason(e)})'))
-        continue
+        raise _Damaged(f'its arrays are unreadable ({_reason(e)})') from None
       if digest(restored) != meta['digest']:
-        damaged.append((step, 'its arrays do not match their saved digest'))
-        continue
-      self._set_aside(damaged, step)
-      return step, restored
-    self._none_intact(damaged)
+        raise _Damaged('its arrays do not match their saved digest')
+      return restored
+
+    step, restored, damaged = self._newest_intact(load)
+    self._set_aside(damaged, step)
+    return step, restored
 
   def _set_aside(self, damaged: list, restored_step: int) -> None:
     """Moves each damaged checkpoint out of the step folder, one line each."""
@@ -213,20 +220,11 @@ class Checkpointer:
       )
     self.manager.reload()
 
-  def _none_intact(self, damaged: list) -> None:
-    listed = '; '.join(f'step {s}: {reason}' for s, reason in damaged)
-    raise ValueError(
-        f'no intact checkpoint in {self.directory} ({listed}); nothing was'
-        ' moved or deleted. Put an intact copy back, or move that folder'
-        ' away to start over (or use another --workdir).'
-    )
-
   def save(self, step: int, state, meta: dict) -> None:
-    """Saves `state` with `meta` plus the digest of its arrays.
+    """Saves `state` with `meta` and its digest; a full disk: OSError(ENOSPC).
 
-    A full disk becomes an OSError(ENOSPC) naming the step's folder; the
-    checkpoints saved before stay complete (Orbax writes to a temporary
-    folder and renames it).
+    The checkpoints saved before stay whole: Orbax writes to a temporary
+    folder and renames it.
     """
     if step in self.manager.all_steps():
       return
@@ -241,8 +239,8 @@ class Checkpointer:
             ),
             force=True,
         )
-    except (ValueError, OSError) as e:
-      if isinstance(e, OSError) or 'RESOURCE_EXHAUSTED' not in str(e):
+    except ValueError as e:
+      if 'RESOURCE_EXHAUSTED' not in str(e):
         raise
       # TensorStore reports ENOSPC as a ValueError("RESOURCE_EXHAUSTED: ...").
       raise OSError(
