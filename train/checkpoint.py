@@ -18,11 +18,10 @@ import orbax.checkpoint as ocp
 def signature(config, params=None, data_identity=None) -> dict:
   """What makes a checkpoint loadable: model, optimizer, data, param shapes.
 
-  Without `params` and `data_identity` (before the data is loaded) only the
-  config part is built; `Checkpointer.check_signature` compares the keys given.
-  `data_identity` is a JSON-able dict naming the data set (`Dataset.identity`:
-  its name or folder, split sizes, class names); with the normalization it
-  keeps a resumed run from mixing two data sets of the same image shape.
+  Without `params` and `data_identity` (`Dataset.identity`: name or folder,
+  split sizes, class names) only the config part is built, before the data is
+  loaded; `Checkpointer.check_signature` compares the keys given. Data and
+  normalization keep a resumed run from mixing two data sets of one shape.
 
   `model.vjp` and `model.dtype` are left out: they change how the same
   parameters are computed with, so a run may resume with either value.
@@ -121,10 +120,9 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def _newest_intact(self, load):
-    """Returns (step, load(step), damaged) for the newest step `load` takes.
+    """(step, load(step), [(step, reason) of newer damaged ones]), or raises.
 
-    `load` raises `_Damaged` for a damaged checkpoint; `damaged` lists those
-    tried before, as (step, reason). None intact is a one-line ValueError.
+    `load` raises `_Damaged`; none intact is a one-line ValueError.
     """
     damaged = []
     for step in sorted(self.manager.all_steps(), reverse=True):
@@ -154,11 +152,7 @@ class Checkpointer:
     return meta
 
   def check_signature(self, expected: dict) -> None:
-    """Raises a one-line ValueError if the checkpoint to resume is another run.
-
-    Compares `expected` with the signature of the newest checkpoint whose
-    metadata reads (the one `restore` tries first).
-    """
+    """One-line ValueError if the newest readable checkpoint is another run."""
     step, meta, _ = self._newest_intact(self._meta)
     if step is not None:
       self._compare(step, meta, expected)
@@ -175,11 +169,9 @@ class Checkpointer:
       )
 
   def restore(self, state, expected: dict | None = None):
-    """Returns (step, state) from the newest intact checkpoint.
+    """(step, state) of the newest intact checkpoint, shaped like `state`.
 
-    The result has the structure and sharding of `state`; with `expected`
-    the signature is checked as in `check_signature`, against the metadata
-    of the checkpoint restored.
+    With `expected`, the signature saved with that checkpoint is checked.
     """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
