@@ -8,7 +8,6 @@ the start step.
 import dataclasses
 import functools
 import math
-import os
 from collections.abc import Callable
 
 import jax
@@ -18,7 +17,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxbp import models
-from train import checkpoint, input_pipeline, optim, reporting, steps
+from train import checkpoint, input_pipeline, metrics, optim, reporting, steps
 
 VJPS = ('manual', 'autodiff')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -185,29 +184,31 @@ class Session:
   train: tuple  # (images, labels)
   test: tuple  # padded to whole eval batches
   ckpt: checkpoint.Checkpointer
-  log: reporting.MetricsLog
+  log: metrics.MetricsLog
   schedule: Callable
   signature: dict
   replicated: NamedSharding
   title: str
 
 
-def setup(config, workdir: str) -> Session:
-  """Validates, loads the data, builds model + optimizer, restores, places."""
-  settings = validate_config(config)
+def setup(config, settings: optim.Settings, workdir: str) -> Session:
+  """Loads the data, builds model + optimizer, restores, places.
+
+  `settings` is what `validate_config(config)` returned; `workdir` exists.
+  """
   data = input_pipeline.load(config)
   shape = data.train_images.shape[1:]
   network = model(config.model, shape, data.num_classes, config.seed)
   schedule = optim.make_schedule(settings)
   tx = optim.make_optimizer(settings, schedule)
   optimizer = nnx.Optimizer(network, tx, wrt=nnx.Param)
-  ckpt, signature = _open_checkpoints(config, workdir, network)
+  ckpt, signature = _open_checkpoints(config, workdir, network, data)
   try:
     print(models.summary(network, (1, *shape)), flush=True)
     mesh = Mesh(jax.devices(), ('data',))
     replicated = NamedSharding(mesh, P())
     graphdef, rngs, state, sums, start = steps.start_state(
-        (network, optimizer), ckpt, replicated
+        (network, optimizer), ckpt, replicated, signature
     )
     normalize = input_pipeline.make_normalizer(
         data.train_images, config.normalization
@@ -226,7 +227,7 @@ def setup(config, workdir: str) -> Session:
         ),
         test=jax.device_put(steps.pad_for_eval(*test), replicated),
         ckpt=ckpt,
-        log=reporting.MetricsLog(workdir, start),
+        log=metrics.MetricsLog(workdir, start),
         schedule=schedule,
         signature=signature,
         replicated=replicated,
@@ -237,11 +238,12 @@ def setup(config, workdir: str) -> Session:
     raise
 
 
-def _open_checkpoints(config, workdir, network) -> tuple:
-  """The workdir's checkpointer, once it holds no other model's checkpoint."""
-  os.makedirs(workdir, exist_ok=True)
+def _open_checkpoints(config, workdir, network, data) -> tuple:
+  """The workdir's checkpointer, once it holds no other run's checkpoint."""
   ckpt = checkpoint.Checkpointer(workdir, config.keep_checkpoints)
-  signature = checkpoint.signature(config, nnx.state(network, nnx.Param))
+  signature = checkpoint.signature(
+      config, nnx.state(network, nnx.Param), data.identity
+  )
   try:
     ckpt.check_signature(signature)
   except BaseException:

@@ -1,27 +1,39 @@
-"""Orbax checkpoints of the training state, with a model signature check."""
+"""Orbax checkpoints verified by a digest, with fallback to an intact one."""
 
+import contextlib
+import errno
+import gc
+import hashlib
 import json
+import logging
 import os
+import sys
+import time
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
-def signature(config, params=None) -> dict:
-  """What makes a checkpoint loadable: model config, optimizer, param shapes.
+def signature(config, params=None, data_identity=None) -> dict:
+  """What makes a checkpoint loadable: model, optimizer, data, param shapes.
 
-  Without `params` (before the data is loaded) only the config part is built;
-  `Checkpointer.check_signature` compares the keys given.
+  Without `params` and `data_identity` (`Dataset.identity`: name or folder,
+  split sizes, class names) only the config part is built, before the data is
+  loaded; `Checkpointer.check_signature` compares the keys given. Data and
+  normalization keep a resumed run from mixing two data sets of one shape.
 
   `model.vjp` and `model.dtype` are left out: they change how the same
   parameters are computed with, so a run may resume with either value.
   """
-  model = {
-      k: v
-      for k, v in config.model.to_dict().items()
-      if k not in ('vjp', 'dtype')
+  model = config.model.to_dict()
+  result = {
+      'model': {k: v for k, v in model.items() if k not in ('vjp', 'dtype')},
+      'optimizer': config.optimizer,
+      'normalization': config.normalization,
   }
-  result = {'model': model, 'optimizer': config.optimizer}
+  if data_identity is not None:
+    result['data'] = data_identity
   if params is not None:
     result['params'] = {
         jax.tree_util.keystr(path): list(x.shape)
@@ -31,11 +43,69 @@ def signature(config, params=None) -> dict:
   return json.loads(json.dumps(result))
 
 
+def digest(tree) -> str:
+  """SHA-256 over the leaves of `tree` in key order: path, dtype, shape, bytes."""
+  sha = hashlib.sha256()
+  leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(tree))
+  for key, x in sorted((jax.tree_util.keystr(p), x) for p, x in leaves):
+    x = np.ascontiguousarray(x)
+    sha.update(f'{key} {x.dtype} {x.shape}\n'.encode())
+    sha.update(x.tobytes())
+  return sha.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+  """Leaves the console to the one line the caller makes of an Orbax error.
+
+  Orbax logs each failed read or write with its traceback, then raises it. A
+  failed restore also leaves TensorStore callbacks that fire into a closed
+  event loop, and unawaited coroutines: Python reports those as "unraisable".
+  """
+  handlers = [h for h in (*logging.root.handlers, logging.lastResort) if h]
+  drop = lambda record: 'orbax' not in record.pathname
+  for handler in handlers:
+    handler.addFilter(drop)
+  previous_hook = sys.unraisablehook
+  sys.unraisablehook = lambda unraisable: None
+  try:
+    yield
+  except BaseException:
+    gc.collect()  # Reports the unawaited coroutines now, while quiet.
+    raise
+  finally:
+    for handler in handlers:
+      handler.removeFilter(drop)
+    sys.unraisablehook = previous_hook
+
+
+def _reason(e: BaseException) -> str:
+  first = (str(e).strip().splitlines() or [''])[0]
+  # TensorStore appends a repr of its whole spec; the error comes before it.
+  first = first.split(' See full TensorStore')[0].split(' [tensorstore_spec')[0]
+  first = first if len(first) <= 120 else first[:117] + '...'
+  return f'{type(e).__name__}: {first}'
+
+
+class _Damaged(Exception):
+  """A checkpoint that cannot be restored as saved; the message says why."""
+
+
 class Checkpointer:
-  """Keeps the last `keep` checkpoints of (state, metadata) under workdir."""
+  """Keeps the last `keep` checkpoints of (state, metadata) under workdir.
+
+  Each checkpoint's metadata carries the `digest` of its arrays. `restore`
+  takes the newest checkpoint whose metadata reads and whose arrays match
+  their digest; each newer, damaged one is moved to
+  workdir/checkpoints_damaged/<step>-<time> (out of Orbax's sight, never
+  deleted) with one printed line. When none is intact nothing is moved and
+  a one-line ValueError names them all.
+  """
 
   def __init__(self, workdir: str, keep: int):
-    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
+    workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(workdir, 'checkpoints')
+    self.damaged_directory = os.path.join(workdir, 'checkpoints_damaged')
     self.manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -49,43 +119,127 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
+  def _newest_intact(self, load):
+    """(step, load(step), [(step, reason) of newer damaged ones]), or raises.
+
+    `load` raises `_Damaged`; none intact is a one-line ValueError.
+    """
+    damaged = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        return step, load(step), damaged
+      except _Damaged as e:
+        damaged.append((step, str(e)))
+    if damaged:
+      listed = '; '.join(f'step {s}: {reason}' for s, reason in damaged)
+      raise ValueError(
+          f'no intact checkpoint in {self.directory} ({listed}); nothing was'
+          ' moved or deleted. Put an intact copy back, or move that folder'
+          ' away to start over (or use another --workdir).'
+      )
+    return None, None, damaged
+
+  def _meta(self, step: int) -> dict:
+    try:
+      with _quiet_orbax():
+        meta = self.manager.restore(
+            step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+        )['meta']
+    except Exception as e:  # Any unreadable file is damage.
+      raise _Damaged(f'its metadata is unreadable ({_reason(e)})') from None
+    if not isinstance(meta, dict) or not isinstance(meta.get('digest'), str):
+      raise _Damaged('its metadata holds no digest of its arrays')
+    return meta
+
   def check_signature(self, expected: dict) -> None:
-    """Raises a one-line ValueError if the latest checkpoint is another model."""
-    step = self.latest_step()
-    if step is None:
-      return
-    meta = self.manager.restore(
-        step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
-    )['meta']
+    """One-line ValueError if the newest readable checkpoint is another run."""
+    step, meta, _ = self._newest_intact(self._meta)
+    if step is not None:
+      self._compare(step, meta, expected)
+
+  def _compare(self, step: int, meta: dict, expected: dict) -> None:
     saved = meta.get('signature') or {}
     diff = [k for k in expected if saved.get(k) != expected[k]]
     if diff:
+      what = 'data set' if {'data', 'normalization'} >= set(diff) else 'model'
       raise ValueError(
           f'{self.directory} holds a checkpoint (step {step}) of a different'
-          f' model (differs in: {", ".join(diff)}; saved model:'
-          f' {saved.get("model")}); use another --workdir or delete it.'
+          f' {what} (differs in: {", ".join(diff)}; saved {diff[0]}:'
+          f' {saved.get(diff[0])}); use another --workdir or delete it.'
       )
 
-  def restore(self, state):
-    """Returns (step, state restored into the structure and sharding of state)."""
-    step = self.latest_step()
+  def restore(self, state, expected: dict | None = None):
+    """(step, state) of the newest intact checkpoint, shaped like `state`.
+
+    With `expected`, the signature saved with that checkpoint is checked.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    restored = self.manager.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)),
-    )
-    return step, restored['state']
+
+    def load(step):
+      meta = self._meta(step)
+      if expected is not None:
+        self._compare(step, meta, expected)
+      try:
+        with _quiet_orbax():
+          restored = self.manager.restore(
+              step,
+              args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)),
+          )['state']
+      except Exception as e:  # Any unreadable file is damage.
+        raise _Damaged(f'its arrays are unreadable ({_reason(e)})') from None
+      if digest(restored) != meta['digest']:
+        raise _Damaged('its arrays do not match their saved digest')
+      return restored
+
+    step, restored, damaged = self._newest_intact(load)
+    self._set_aside(damaged, step)
+    return step, restored
+
+  def _set_aside(self, damaged: list, restored_step: int) -> None:
+    """Moves each damaged checkpoint out of the step folder, one line each."""
+    if not damaged:
+      return
+    os.makedirs(self.damaged_directory, exist_ok=True)
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    for step, reason in damaged:
+      target = os.path.join(self.damaged_directory, f'{step}-{stamp}')
+      os.rename(os.path.join(self.directory, str(step)), target)
+      print(
+          f'checkpoint step {step} is damaged ({reason}); moved it to'
+          f' {target} and resuming from step {restored_step}.',
+          file=sys.stderr,
+          flush=True,
+      )
+    self.manager.reload()
 
   def save(self, step: int, state, meta: dict) -> None:
+    """Saves `state` with `meta` and its digest; a full disk: OSError(ENOSPC).
+
+    The checkpoints saved before stay whole: Orbax writes to a temporary
+    folder and renames it.
+    """
     if step in self.manager.all_steps():
       return
-    self.manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-        ),
-        force=True,
-    )
+    meta = {**meta, 'digest': digest(state)}
+    try:
+      with _quiet_orbax():
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                meta=ocp.args.JsonSave(meta),
+            ),
+            force=True,
+        )
+    except ValueError as e:
+      if 'RESOURCE_EXHAUSTED' not in str(e):
+        raise
+      # TensorStore reports ENOSPC as a ValueError("RESOURCE_EXHAUSTED: ...").
+      raise OSError(
+          errno.ENOSPC,
+          os.strerror(errno.ENOSPC),
+          os.path.join(self.directory, str(step)),
+      ) from None
 
   def __enter__(self):
     return self

@@ -1,9 +1,9 @@
 """The training pipeline shared by `train.mlp` and `train.convnet`.
 
-`train_and_evaluate` runs `build.setup` (validate once -> data -> model ->
-optimizer -> checkpoint -> start step), then `_train`, a loop over the
-compiled `steps.train_step` with `steps.evaluate` every `eval_every` steps,
-then draws the curves.
+`train_and_evaluate` validates the config once, takes the workdir's lock, runs
+`build.setup` (data -> model -> optimizer -> checkpoint -> start step), then
+`_train`, a loop over the compiled `steps.train_step` with `steps.evaluate`
+every `eval_every` steps, then draws the curves.
 """
 
 import contextlib
@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from train import build, checkpoint, reporting, steps
+from train import workdir as workdir_lib
 
 
 @dataclasses.dataclass
@@ -125,8 +126,16 @@ def train_and_evaluate(
       changed) or while drawing the curves (all is saved).
   """
   began = time.perf_counter()
+  settings = build.validate_config(config)  # Before anything is written.
+  workdir = workdir_lib.prepare(workdir)
+  with workdir_lib.lock(workdir), workdir_lib.write_errors(workdir):
+    return _run(config, settings, workdir, progress, began)
+
+
+def _run(config, settings, workdir: str, progress, began: float) -> Run:
+  """`train_and_evaluate` once the config is valid, in the workdir's lock."""
   try:
-    s = build.setup(config, workdir)
+    s = build.setup(config, settings, workdir)
   except KeyboardInterrupt:
     raise Interrupted(
         'interrupted during start-up, before the first step: nothing was'

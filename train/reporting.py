@@ -1,56 +1,18 @@
 """Run outputs: config.json, metrics.jsonl, curves, progress bar, summary."""
 
-import json
 import os
 import sys
-import tempfile
 import time
 
 import tqdm
 
-
-def _atomic_write(path: str, text: str) -> None:
-  """Writes `text` to `path` whole or not at all (temp file, fsync, rename)."""
-  fd, temp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix='.tmp-')
-  try:
-    with os.fdopen(fd, 'w') as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temp, path)
-  except BaseException:
-    os.unlink(temp)
-    raise
+from train import workdir as workdir_lib
 
 
 def write_config(workdir: str, config) -> None:
   """Writes workdir/config.json atomically: a kill leaves the old or the new."""
   text = config.to_json_best_effort(indent=2) + '\n'
-  _atomic_write(os.path.join(workdir, 'config.json'), text)
-
-
-class MetricsLog:
-  """Appends one JSON object per evaluation to workdir/metrics.jsonl."""
-
-  def __init__(self, workdir: str, start_step: int):
-    self.path = os.path.join(workdir, 'metrics.jsonl')
-    self.records = [r for r in read(self.path) if r['step'] <= start_step]
-    # Rows past the restored checkpoint come from a run that was cut short;
-    # they will be recomputed, so they are dropped to keep one row per step.
-    with open(self.path, 'w') as f:
-      f.writelines(json.dumps(r) + '\n' for r in self.records)
-
-  def write(self, record: dict) -> None:
-    self.records.append(record)
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
-
-
-def read(path: str) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  workdir_lib.atomic_write(os.path.join(workdir, 'config.json'), text)
 
 
 def plot_curves(records: list[dict], workdir: str, title: str) -> None:

@@ -65,20 +65,22 @@ def zero_sums() -> dict:
   }
 
 
-def start_state(model_and_optimizer, ckpt, replicated) -> tuple:
+def start_state(model_and_optimizer, ckpt, replicated, signature) -> tuple:
   """Splits (model, optimizer) as the steps take it, places it, restores it.
 
   Returns the graph definition, the RNG state (reseeded inside each step, so
   never saved), the state, the running train sums (`zero_sums`) and the step
   to start at: 0, or the step of `ckpt`'s latest checkpoint, restored into the
-  same structure and sharding.
+  same structure and sharding (the newest intact one whose signature is
+  `signature`; see `checkpoint.Checkpointer.restore`).
   """
   graphdef, rngs, state = nnx.split(model_and_optimizer, nnx.RngState, ...)
   state, rngs = jax.device_put((state, rngs), replicated)
   sums = jax.device_put(zero_sums(), replicated)
   if ckpt.latest_step() is None:
     return graphdef, rngs, state, sums, 0
-  start, saved = ckpt.restore({'state': nnx.to_pure_dict(state), 'sums': sums})
+  tree = {'state': nnx.to_pure_dict(state), 'sums': sums}
+  start, saved = ckpt.restore(tree, signature)
   nnx.replace_by_pure_dict(state, saved['state'])
   return graphdef, rngs, state, saved['sums'], start
 

@@ -332,7 +332,7 @@ def test_cli_names_a_corrupt_image_in_one_line(image_folder, tmp_path):
           sys.executable,
           '-m',
           'train.mlp',
-          '--config=configs/quickstart.py',
+          '--config=configs/quickstart_mlp.py',
           f'--workdir={tmp_path / "run"}',
           f'--config.dataset=image_folder:{root}',
       ],

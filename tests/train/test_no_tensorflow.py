@@ -110,7 +110,7 @@ def test_every_train_module_imports_and_loads_data(image_folder):
 def test_cli_trains_without_tensorflow(image_folder, tmp_path, dataset):
   spec = f'image_folder:{image_folder()}' if dataset == 'image_folder' else ''
   result = run_cli_without_tensorflow(
-      '--config=configs/quickstart.py',
+      '--config=configs/quickstart_mlp.py',
       f'--workdir={tmp_path / "run"}',
       '--config.max_steps=4',
       '--config.eval_every=2',
@@ -128,7 +128,7 @@ def test_cli_trains_without_tensorflow(image_folder, tmp_path, dataset):
 def test_cli_names_jaxbp_tf_for_an_unprepared_tfds_name(tmp_path):
   start = time.monotonic()
   result = run_cli_without_tensorflow(
-      '--config=configs/quickstart.py',
+      '--config=configs/quickstart_mlp.py',
       f'--workdir={tmp_path / "run"}',
       '--config.dataset=cifar10',
       f'--config.data_dir={tmp_path / "tfds"}',
