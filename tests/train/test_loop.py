@@ -198,9 +198,10 @@ def test_bad_config_fails_before_anything_is_written(
 
 
 def test_image_folder_with_inconsistent_classes_is_refused(tmp_path):
-  for split, name in (('train', 'cat'), ('test', 'dog')):
-    (tmp_path / 'data' / split / name).mkdir(parents=True)
-    (tmp_path / 'data' / split / name / '0.png').write_bytes(b'')
+  for split, names in (('train', ('cat', 'dog')), ('test', ('cat', 'emu'))):
+    for name in names:
+      (tmp_path / 'data' / split / name).mkdir(parents=True)
+      (tmp_path / 'data' / split / name / '0.png').write_bytes(b'')
   config = tiny_config(dataset=f'image_folder:{tmp_path / "data"}')
   with pytest.raises(ValueError, match='differ between splits'):
     loop.train_and_evaluate(config, str(tmp_path / 'run'))
