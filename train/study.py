@@ -156,8 +156,8 @@ def _check_same_settings(result: Result, workdir: str) -> None:
     )
     if changed:
       raise ValueError(
-          f'variant {result.name!r} in {workdir} was trained with other'
-          f' settings ({", ".join(changed)} differ); use another --workdir.'
+          f'variant {result.name!r} in {workdir} was trained with a different'
+          f' {", ".join(changed)}; use another --workdir or the same settings.'
       )
   with open(path, 'w') as f:
     json.dump(now, f, indent=2)
