@@ -377,12 +377,12 @@ def parse_flags(argv: list[str]) -> list[str]:
   flags.DEFINE_string('workdir', None, 'Default: runs/studies/<study name>.')
   flags.DEFINE_list('variants', [], 'Run only these variants (names).')
   flags.DEFINE_bool('progress', None, 'Progress bars; default: on a tty.')
-  argv = [
-      f'--config={_resolve(a.split("=", 1)[1])}'
-      if a.startswith('--config=')
-      else a
-      for a in argv
-  ]
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      argv[i] = '--config=' + _resolve(arg.split('=', 1)[1])
+    elif arg == '--config' and i + 1 < len(argv):
+      argv[i + 1] = _resolve(argv[i + 1])
   try:
     return FLAGS(argv)
   except flags.Error as e:

@@ -8,7 +8,11 @@ six runs.
   python -m train.study --config configs/studies/batch_norm.py \
       --config.dataset=image_folder:../shared/data/cifar10
 
-Result: not measured yet.
+Result: not measured yet. A smoke of 2 of the 20 epochs
+(`--config.max_steps=780 --config.eval_every=390 --variants=h128,h512-256-128_bn`,
+2-core CPU) reached test accuracy 0.437 (h128, 26,700 images/s) and 0.507
+(h512-256-128_bn, 7,400 images/s), 40-45 s each, about 25 s of it JPEG
+decoding; the whole study should take about 10 minutes there.
 """
 
 from train import study

@@ -15,7 +15,10 @@ tutorial maps pixels to [-1, 1]). 10 epochs of 45,000 images at batch 4 are
 Stage 2 (Adam vs SGD, dropout) starts from the best of these:
 configs/studies/convnet_best.py.
 
-Result: not measured yet.
+Result: not measured yet. A smoke of 3,000 steps of lr0.001_m0.9 on the
+2-core CPU ran at 2,100 images/s (0.375 validation accuracy after 12,000
+images); at that speed a 10-epoch run takes about 4 minutes, the study
+about 25.
 """
 
 from train import study

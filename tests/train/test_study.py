@@ -166,7 +166,7 @@ def run_cli(*args):
 
 
 def test_cli_resolves_study_names_from_any_directory_and_fails_in_one_line():
-  bad = run_cli('--config=activations', '--variants=nope')
+  bad = run_cli('--config', 'activations', '--variants=nope')
   assert bad.returncode == 1
   assert bad.stderr.strip().splitlines() == [
       'error: unknown variant(s) nope; this study has sigmoid, tanh, relu,'
