@@ -1,0 +1,38 @@
+r"""The PyTorch-tutorial CNN, stage 2: Adam vs SGD and dropout, at stage 1's best.
+
+"At the best" is read, not guessed: the runner opens stage 1's results.json
+(`study.best_of`, default runs/studies/convnet, i.e. configs/studies/convnet.py
+run with its default --workdir), takes the variant with the highest
+validation accuracy and shares its learning rate and momentum with every
+variant here; results.md names the variant it took. Variants: that SGD
+setting as is (dropout 0); Adam at its usual 1e-3; SGD with dropout 0.1 and
+0.3. SmallConvNet has no dropout yet, so the dropout variants are listed as
+not run until `model.dropout` exists for it. The test split stays untouched;
+for the final test accuracy of the chosen setting, rerun it with
+`--config.validation_size=0` in another --workdir.
+
+  python -m train.study --config configs/studies/convnet.py \
+      --config.dataset=image_folder:../shared/data/cifar10
+  python -m train.study --config configs/studies/convnet_best.py \
+      --config.dataset=image_folder:../shared/data/cifar10
+
+Result: not measured yet.
+"""
+
+from configs.studies import convnet
+from train import study
+
+
+def get_config():
+  return study.config(
+      'vgg',
+      overrides=convnet.STAGE_ONE,
+      best_of='runs/studies/convnet',
+      pending=('model.dropout',),
+      variants=[
+          ('sgd', {}),
+          ('adam', {'optimizer': 'adam', 'learning_rate': 1e-3}),
+          ('sgd_dropout0.1', {'model.dropout': 0.1}),
+          ('sgd_dropout0.3', {'model.dropout': 0.3}),
+      ],
+  )

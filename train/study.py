@@ -1,0 +1,423 @@
+"""`python -m train.study --config configs/studies/<name>.py`: runs, plots and tabulates a study.
+
+A study config (built by `config`) holds its base config's keys, so
+`--config.<key>=<value>` changes every variant, plus `config.study`: the
+variants (a name and dotted overrides each) and the panels to plot. Each
+variant trains in its own resumable workdir under the study's workdir; a
+finished one is not trained again. Then one PNG per panel (over epochs, a line
+per variant), results.md and results.json are written to the study's workdir.
+"""
+
+import dataclasses
+import importlib
+import json
+import os
+import re
+
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from train import loop
+
+CIFAR10_TRAIN = 50_000
+PANELS = ('train_accuracy', 'test_accuracy', 'train_loss', 'test_loss')
+FLAGS = flags.FLAGS
+
+
+def steps(epochs: int, batch_size: int, train_size: int = CIFAR10_TRAIN) -> int:
+  """`max_steps` for `epochs` epochs of `train_size // batch_size` batches."""
+  return epochs * (train_size // batch_size)
+
+
+def config(
+    base,
+    *,
+    variants,
+    overrides=(),
+    panels=PANELS,
+    reference='',
+    best_of='',
+    pending=(),
+) -> ml_collections.ConfigDict:
+  """A study config: `configs.<base>` with shared `overrides`, plus `study`.
+
+  Args:
+    base: the module name of a config in the `configs` package.
+    variants: `(name, {dotted key: value})` pairs, trained in this order.
+    overrides: `{dotted key: value}` shared by every variant.
+    panels: metrics.jsonl fields plotted over epochs, one PNG each.
+    reference: a variant the others are compared with (the largest
+      difference in test loss at any evaluation).
+    best_of: the workdir of a finished study; its best variant's overrides
+      are shared by every variant here (a second stage "at the best").
+    pending: dotted keys this version of jaxbp may lack; a variant setting
+      one that is missing is listed as not run instead of failing.
+  """
+  cfg = importlib.import_module(f'configs.{base}').get_config()
+  apply(cfg, dict(overrides), f'study on configs/{base}.py')
+  cfg.study = ml_collections.ConfigDict({
+      'base': base,
+      'variants': tuple((n, dict(o)) for n, o in variants),
+      'panels': tuple(panels),
+      'reference': reference,
+      'best_of': best_of,
+      'pending': tuple(pending),
+  })
+  return cfg
+
+
+def has_key(cfg, dotted: str) -> bool:
+  *parents, last = dotted.split('.')
+  for part in parents:
+    if part not in cfg or not isinstance(cfg[part], ml_collections.ConfigDict):
+      return False
+    cfg = cfg[part]
+  return last in cfg
+
+
+def apply(cfg, overrides: dict, where: str) -> None:
+  """Sets dotted keys in cfg; a one-line ValueError for an unknown or bad one."""
+  for key, value in overrides.items():
+    if not has_key(cfg, key):
+      raise ValueError(f'{where}: unknown config key {key!r}.')
+    *parents, last = key.split('.')
+    node = cfg
+    for part in parents:
+      node = node[part]
+    try:
+      node[last] = value
+    except (TypeError, ValueError) as e:
+      raise ValueError(f'{where}: {key}={value!r}: {e}') from None
+
+
+@dataclasses.dataclass
+class Result:
+  """One variant of a study: its settings and its metrics.jsonl rows."""
+
+  name: str
+  overrides: dict
+  config: ml_collections.ConfigDict | None = None
+  status: str = 'done'  # done | diverged: ... | not run: ...
+  records: list = dataclasses.field(default_factory=list)
+
+
+def variants(cfg, only=(), shared=None) -> list[Result]:
+  """A Result per selected variant, its config built and locked."""
+  names = [n for n, _ in cfg.study.variants]
+  unknown = sorted(set(only) - set(names))
+  if unknown:
+    raise ValueError(
+        f'unknown variant(s) {", ".join(unknown)}; this study has'
+        f' {", ".join(names)}.'
+    )
+  base = cfg.copy_and_resolve_references()
+  with base.unlocked():
+    del base['study']
+  apply(base, shared or {}, f'study.best_of={cfg.study.best_of}')
+  results = []
+  for name, overrides in cfg.study.variants:
+    if only and name not in only:
+      continue
+    result = Result(name, dict(overrides))
+    missing = [
+        k for k in overrides if k in cfg.study.pending and not has_key(base, k)
+    ]
+    if missing:
+      result.status = f'not run: needs config key {", ".join(missing)}'
+    else:
+      result.config = base.copy_and_resolve_references()
+      apply(result.config, overrides, f'variant {name!r}')
+      result.config.lock()
+    results.append(result)
+  return results
+
+
+def _records(workdir: str) -> list[dict]:
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _check_same_settings(result: Result, workdir: str) -> None:
+  """Refuses to mix a variant's earlier run with other settings."""
+  path = os.path.join(workdir, 'variant.json')
+  now = json.loads(result.config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path) as f:
+      before = json.load(f)
+    changed = sorted(
+        k
+        for k in set(now) | set(before)
+        if k != 'max_steps' and now.get(k) != before.get(k)
+    )
+    if changed:
+      raise ValueError(
+          f'variant {result.name!r} in {workdir} was trained with a different'
+          f' {", ".join(changed)}; use another --workdir or the same settings.'
+      )
+  with open(path, 'w') as f:
+    json.dump(now, f, indent=2)
+
+
+def train_variant(result: Result, workdir: str, progress=None) -> bool:
+  """Trains, resumes or skips one variant; False if a signal stopped it."""
+  cfg = result.config
+  os.makedirs(workdir, exist_ok=True)
+  _check_same_settings(result, workdir)
+  done = _records(workdir)
+  last = done[-1]['step'] if done else 0
+  if last > cfg.max_steps:
+    raise ValueError(
+        f'variant {result.name!r} in {workdir} already ran to step {last},'
+        f' past max_steps={cfg.max_steps}; use another --workdir.'
+    )
+  diverged = os.path.join(workdir, 'diverged.txt')
+  if os.path.exists(diverged):  # A rerun would diverge the same way.
+    with open(diverged) as f:
+      result.status = f.read().strip()
+  elif last < cfg.max_steps:
+    print(f'== variant {result.name}: {result.overrides}', flush=True)
+    try:
+      run = loop.train_and_evaluate(cfg, workdir, progress=progress)
+    except FloatingPointError as e:
+      result.status = f'diverged: {str(e).split(";")[0]}'
+      with open(diverged, 'w') as f:
+        f.write(result.status + '\n')
+    else:
+      if run.step < cfg.max_steps:
+        return False
+  result.records = _records(workdir)
+  return True
+
+
+def best_of(study_dir: str) -> tuple[str, dict, float]:
+  """The name, overrides and best accuracy of a study's best variant."""
+  path = os.path.join(study_dir, 'results.json')
+  if not os.path.exists(path):
+    raise ValueError(
+        f'study.best_of: {path} does not exist; run that study first, or set'
+        ' --config.study.best_of to its --workdir.'
+    )
+  with open(path) as f:
+    rows = [r for r in json.load(f)['variants'] if r['best_accuracy']]
+  if not rows:
+    raise ValueError(f'study.best_of: no variant in {path} has finished.')
+  top = max(rows, key=lambda r: r['best_accuracy'])
+  return top['name'], top['overrides'], top['best_accuracy']
+
+
+def summarize(result: Result, reference: Result | None) -> dict:
+  """One row of results.json: the final and best evaluation, time, speed."""
+  rows = result.records
+  best = max(rows, key=lambda r: r['test_accuracy']) if rows else {}
+  theirs = {
+      r['step']: r['test_loss']
+      for r in (reference.records if reference else ())
+  }
+  gaps = [
+      abs(r['test_loss'] - theirs[r['step']])
+      for r in rows
+      if r['step'] in theirs
+  ]
+  return {
+      'name': result.name,
+      'overrides': result.overrides,
+      'status': result.status,
+      'final_accuracy': rows[-1]['test_accuracy'] if rows else None,
+      'best_accuracy': best.get('test_accuracy'),
+      'best_epoch': best.get('epoch'),
+      'wall_time': rows[-1]['wall_time'] if rows else None,
+      'images_per_sec': (
+          float(np.median([r['images_per_sec'] for r in rows]))
+          if rows
+          else None
+      ),
+      'max_test_loss_gap': max(gaps) if gaps else None,
+  }
+
+
+def _label(panel: str, cfg) -> str:
+  split, metric = panel.split('_', 1)
+  if split == 'test' and cfg.validation_size:
+    split = 'validation'
+  return f'{split} {"cross-entropy loss" if metric == "loss" else metric}'
+
+
+def plot(results: list[Result], panel: str, path: str, title: str) -> None:
+  """One panel: `panel` over epochs, a line per variant that has records."""
+  import matplotlib  # Only the end of a study needs it.
+
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6.4, 4.2))
+  for r in results:
+    if r.records:
+      epochs = [row['epoch'] for row in r.records]
+      ax.plot(
+          epochs, [row[panel] for row in r.records], 'o-', ms=3, label=r.name
+      )
+  label = _label(panel, next(r.config for r in results if r.config))
+  ax.set(xlabel='epoch', ylabel=label, title=f'{title}: {label}')
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize='small')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _cell(value, fmt='{:.4f}'):
+  return '—' if value is None else fmt.format(value)
+
+
+def table(rows: list[dict], cfg, reference: str) -> str:
+  """results.md's table: a row per variant."""
+  split = 'validation' if cfg.validation_size else 'test'
+  head = [
+      'variant',
+      'overrides',
+      f'final {split} acc',
+      f'best {split} acc',
+      'best at epoch',
+      'wall time',
+      'images/s',
+  ]
+  if reference:
+    head.append(f'max abs test-loss gap to {reference}')
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for row in rows:
+    done = row['status'] == 'done'
+    cells = [
+        row['name'],
+        ', '.join(f'`{k}={v}`' for k, v in row['overrides'].items()) or '—',
+        _cell(row['final_accuracy']) if done else row['status'],
+        _cell(row['best_accuracy']),
+        _cell(row['best_epoch'], '{:.1f}'),
+        _cell(row['wall_time'], '{:.0f} s'),
+        _cell(row['images_per_sec'], '{:.0f}'),
+    ]
+    if reference:
+      cells.append(_cell(row['max_test_loss_gap'], '{:.2e}'))
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def run(cfg, workdir: str, *, name='', only=(), progress=None) -> list[dict]:
+  """Runs the selected variants, then writes the panels and results.md."""
+  name = name or os.path.basename(os.path.normpath(workdir))
+  picked = best_of(cfg.study.best_of) if cfg.study.best_of else None
+  results = variants(cfg, only, picked[1] if picked else None)
+  for r in results:
+    if r.config and not train_variant(
+        r, os.path.join(workdir, r.name), progress
+    ):
+      raise SystemExit(
+          f'stopped during variant {r.name!r}; its checkpoint is saved: rerun'
+          ' the same command to resume the study.'
+      )
+  ref = next((r for r in results if r.name == cfg.study.reference), None)
+  rows = [summarize(r, ref if r is not ref else None) for r in results]
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump({'study': name, 'variants': rows}, f, indent=2)
+  if any(r.records for r in results):
+    for panel in cfg.study.panels:
+      plot(results, panel, os.path.join(workdir, f'{panel}.png'), name)
+  text = [
+      f'# Study `{name}` (base config `{cfg.study.base}`)',
+      '',
+      (
+          f'Data `{cfg.dataset}`, {cfg.max_steps} steps of batch'
+          f' {cfg.batch_size}, seed {cfg.seed}.'
+      ),
+  ]
+  if picked:
+    text.append(
+        f'Shared: the best variant of {cfg.study.best_of}, {picked[0]!r}'
+        f' (best accuracy {picked[2]:.4f}): {picked[1]}.'
+    )
+  text += ['', table(rows, cfg, cfg.study.reference), '']
+  text += [f'![{p}]({p}.png)' for p in cfg.study.panels]
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write('\n'.join(text) + '\n')
+  print(f'wrote {os.path.join(workdir, "results.md")}', flush=True)
+  return rows
+
+
+def _resolve(value: str) -> str:
+  """A study file: the value as a path, or a name in configs/studies."""
+  if os.path.isfile(value):
+    return value
+  studies = importlib.import_module('configs.studies')
+  folder = os.path.dirname(os.path.abspath(studies.__file__))
+  name = os.path.basename(value).removesuffix('.py')
+  path = os.path.join(folder, name + '.py')
+  if not os.path.isfile(path):
+    known = sorted(
+        f[:-3] for f in os.listdir(folder) if f[0] != '_' and f.endswith('.py')
+    )
+    raise SystemExit(
+        f'error: --config={value}: no such study; known: {", ".join(known)}.'
+    )
+  return path
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """Defines and parses the flags; a bad flag or config key in one line."""
+  config_flags.DEFINE_config_file(
+      'config',
+      None,
+      'A study: configs/studies/<name>.py or just <name>;'
+      ' --config.<key>=<value> changes every variant.',
+      lock_config=True,
+  )
+  flags.DEFINE_string('workdir', None, 'Default: runs/studies/<study name>.')
+  flags.DEFINE_list('variants', [], 'Run only these variants (names).')
+  flags.DEFINE_bool('progress', None, 'Progress bars; default: on a tty.')
+  argv = list(argv)
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      argv[i] = '--config=' + _resolve(arg.split('=', 1)[1])
+    elif arg == '--config' and i + 1 < len(argv):
+      argv[i + 1] = _resolve(argv[i + 1])
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    raise SystemExit(f'error: {str(e).splitlines()[0]}') from None
+  except AttributeError as e:  # ml_collections: a key the config lacks.
+    message = re.sub(r'\\n|\\\'|^[\'"]|[\'"]$', ' ', str(e)).strip()
+    raise SystemExit(f'error: unknown config key {message}') from None
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every checkpoint.
+  if FLAGS.config is None:
+    raise app.UsageError('--config=configs/studies/<name>.py is required.')
+  if 'study' not in FLAGS.config:
+    raise SystemExit(
+        'error: that config has no `study` key: it is a single run (use'
+        ' train.mlp / train.convnet); studies live in configs/studies/.'
+    )
+  path = config_flags.get_config_filename(FLAGS['config'])
+  name = os.path.splitext(os.path.basename(path))[0]
+  workdir = FLAGS.workdir or os.path.join('runs', 'studies', name)
+  try:
+    run(
+        FLAGS.config,
+        workdir,
+        name=name,
+        only=FLAGS.variants,
+        progress=FLAGS.progress,
+    )
+  except (ValueError, FloatingPointError) as e:
+    raise SystemExit(f'error: {e}') from None
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)
