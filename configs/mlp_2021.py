@@ -14,13 +14,12 @@ uses the model's default initialisation. The default data set is tfds'
 Result: not measured yet.
 """
 
-from train import defaults
+from configs import default
 
 
 def get_config():
-  config = defaults.base_config(
-      defaults.mlp_model(hidden_units=(128,), activation='relu')
-  )
+  config = default.get_config()
+  config.model = default.mlp_model(hidden_units=(128,), activation='relu')
   config.dataset = 'cifar10'
   config.normalization = 'per_channel'
   config.optimizer = 'sgd'
