@@ -17,7 +17,8 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxbp import models
-from train import checkpoint, input_pipeline, metrics, optim, reporting, steps
+from train import checkpoint, distributed, input_pipeline, metrics, optim
+from train import reporting, steps
 
 VJPS = ('manual', 'autodiff')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -204,7 +205,8 @@ def setup(config, settings: optim.Settings, workdir: str) -> Session:
   optimizer = nnx.Optimizer(network, tx, wrt=nnx.Param)
   ckpt, signature = _open_checkpoints(config, workdir, network, data)
   try:
-    print(models.summary(network, (1, *shape)), flush=True)
+    if distributed.is_primary():
+      print(models.summary(network, (1, *shape)), flush=True)
     mesh = Mesh(jax.devices(), ('data',))
     replicated = NamedSharding(mesh, P())
     graphdef, rngs, state, sums, start = steps.start_state(
@@ -222,12 +224,14 @@ def setup(config, settings: optim.Settings, workdir: str) -> Session:
         state=state,
         sums=sums,
         start=start,
-        train=jax.device_put(
+        # Every process holds both splits (it loaded them) and puts them on
+        # its devices; each step gathers its global batch from them.
+        train=distributed.put_replicated(
             (data.train_images, data.train_labels), replicated
         ),
-        test=jax.device_put(steps.pad_for_eval(*test), replicated),
+        test=distributed.put_replicated(steps.pad_for_eval(*test), replicated),
         ckpt=ckpt,
-        log=metrics.MetricsLog(workdir, start),
+        log=metrics.MetricsLog(workdir, start, distributed.is_primary()),
         schedule=schedule,
         signature=signature,
         replicated=replicated,
@@ -249,5 +253,6 @@ def _open_checkpoints(config, workdir, network, data) -> tuple:
   except BaseException:
     ckpt.close()
     raise
-  reporting.write_config(workdir, config)  # Only once the run is accepted.
+  if distributed.is_primary():  # Only once the run is accepted.
+    reporting.write_config(workdir, config)
   return ckpt, signature

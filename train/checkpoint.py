@@ -14,6 +14,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from train import distributed
+
 
 def signature(config, params=None, data_identity=None) -> dict:
   """What makes a checkpoint loadable: model, optimizer, data, param shapes.
@@ -199,6 +201,13 @@ class Checkpointer:
     """Moves each damaged checkpoint out of the step folder, one line each."""
     if not damaged:
       return
+    # Every process found the same damage; one moves it, all then reload.
+    if jax.process_index() == 0:
+      self._move_aside(damaged, restored_step)
+    distributed.sync('jaxbp-checkpoints-set-aside')
+    self.manager.reload()
+
+  def _move_aside(self, damaged: list, restored_step: int) -> None:
     os.makedirs(self.damaged_directory, exist_ok=True)
     stamp = time.strftime('%Y%m%d-%H%M%S')
     for step, reason in damaged:
@@ -210,7 +219,6 @@ class Checkpointer:
           file=sys.stderr,
           flush=True,
       )
-    self.manager.reload()
 
   def save(self, step: int, state, meta: dict) -> None:
     """Saves `state` with `meta` and its digest; a full disk: OSError(ENOSPC).

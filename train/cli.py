@@ -14,6 +14,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import configs
+from train import distributed
 
 config_flags.DEFINE_config_file(
     'config',
@@ -88,13 +89,16 @@ def usage(program: str) -> str:
   lines = [
       (
           f'usage: {program} --config=NAME [--workdir=DIR] [--[no]progress]'
-          ' [--config.<key>=<value> ...]'
+          ' [--config.<key>=<value> ...] [--coordinator_address=HOST:PORT'
+          ' --num_processes=N --process_id=I]'
       ),
       '',
       (sys.modules['__main__'].__doc__ or '').strip(),
       '',
   ]
-  for name in ('config', 'workdir', 'progress'):
+  names = ('config', 'workdir', 'progress', 'coordinator_address')
+  names += ('num_processes', 'process_id', 'local_device_ids', 'peer_timeout')
+  for name in names:
     flag = FLAGS[name]
     shown = f'--[no]{name}' if flag.boolean else f'--{name}'
     lines.append(f'  {shown}: {flag.help}')
@@ -139,7 +143,13 @@ def _train(family: str, workdir: str) -> None:
   from train import build, loop  # --help and config errors answer at once.
 
   build.check_family(FLAGS.config.model.name, family)
-  loop.train_and_evaluate(FLAGS.config, workdir, progress=FLAGS.progress)
+  distributed.initialize()  # Before anything touches a device.
+  ok = False
+  try:
+    loop.train_and_evaluate(FLAGS.config, workdir, progress=FLAGS.progress)
+    ok = True
+  finally:
+    distributed.finish(ok)
 
 
 def main(argv, family: str) -> None:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from train import build, checkpoint, reporting, steps
+from train import build, checkpoint, distributed, reporting, steps
 from train import workdir as workdir_lib
 
 
@@ -65,16 +65,21 @@ def _check_finite(sums: dict, ckpt: checkpoint.Checkpointer) -> None:
 def _train(s: build.Session, caught: list, bar, speed, wall) -> tuple:
   """Steps from `s.start` to max_steps (or a signal); returns (state, step)."""
   c, state, sums, step = s.config, s.state, s.sums, s.start
-  while step < c.max_steps and not caught:
+  stop = False
+  while step < c.max_steps and not stop:
     state, sums = steps.train_step(
         s.hp, s.net, s.rngs, state, sums, np.int32(step), *s.train
     )
     step += 1
+    # Every process must stop at the same step (the checkpoint is saved by
+    # all of them): with several, they agree each log_every steps.
+    if jax.process_count() == 1 or step % c.log_every == 0:
+      stop = distributed.any_process(bool(caught))
     if speed.tick is None:
       jax.block_until_ready(sums)
       speed.start(step)
     is_eval = step % c.eval_every == 0 or step == c.max_steps
-    is_ckpt = step % c.checkpoint_every == 0 or is_eval or caught
+    is_ckpt = step % c.checkpoint_every == 0 or is_eval or stop
     if not (is_eval or is_ckpt or step % c.log_every == 0):
       continue
     host = jax.device_get(sums)
@@ -100,7 +105,7 @@ def _train(s: build.Session, caught: list, bar, speed, wall) -> tuple:
           epoch=step * c.batch_size / len(s.train[1]),
           wall_time=wall(),
       )
-      sums = jax.device_put(steps.zero_sums(), s.replicated)
+      sums = distributed.put_replicated(steps.zero_sums(), s.replicated)
     if is_ckpt:
       tree = {'state': nnx.to_pure_dict(state), 'sums': sums}
       s.ckpt.save(step, tree, {'signature': s.signature, 'step': step})
@@ -128,7 +133,9 @@ def train_and_evaluate(
   began = time.perf_counter()
   settings = build.validate_config(config)  # Before anything is written.
   workdir = workdir_lib.prepare(workdir)
-  with workdir_lib.lock(workdir), workdir_lib.write_errors(workdir):
+  index = jax.process_index()  # Each process of a run locks its own file.
+  lock_name = '.lock' if index == 0 else f'.lock.{index}'
+  with workdir_lib.lock(workdir, lock_name), workdir_lib.write_errors(workdir):
     return _run(config, settings, workdir, progress, began)
 
 
@@ -144,11 +151,14 @@ def _run(config, settings, workdir: str, progress, began: float) -> Run:
   prior_wall = s.log.records[-1]['wall_time'] if s.log.records else 0.0
   wall = lambda: prior_wall + time.perf_counter() - began
   speed = reporting.Throughput(config.batch_size)
-  bar = reporting.progress_bar(s.start, config.max_steps, progress)
+  primary = distributed.is_primary()
+  bar = reporting.progress_bar(
+      s.start, config.max_steps, progress if primary else False
+  )
   with _catch_stop_signals() as caught, contextlib.closing(bar), s.ckpt:
     state, step = _train(s, caught, bar, speed, wall)
   try:
-    if s.log.records:
+    if s.log.records and primary:
       reporting.plot_curves(s.log.records, workdir, s.title)
   except KeyboardInterrupt:
     raise Interrupted(
@@ -161,6 +171,7 @@ def _run(config, settings, workdir: str, progress, began: float) -> Run:
         f'stopped by signal {caught[0]} at step {step}; checkpoint saved,'
         f' rerun the same command to resume. {summary}'
     )
-  print(summary, flush=True)
+  if primary:
+    print(summary, flush=True)
   state = jax.device_get(nnx.to_pure_dict(state))
   return Run(s.log.records, state, step, summary)

@@ -9,9 +9,12 @@ from train import workdir as workdir_lib
 class MetricsLog:
   """Appends one JSON object per evaluation to workdir/metrics.jsonl."""
 
-  def __init__(self, workdir: str, start_step: int):
+  def __init__(self, workdir: str, start_step: int, primary: bool = True):
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.primary = primary  # Of the processes of a run, one writes the file.
     self.records = [r for r in read(self.path) if r['step'] <= start_step]
+    if not primary:
+      return
     # Rows past the restored checkpoint come from a run that was cut short;
     # they will be recomputed, so they are dropped to keep one row per step.
     # Atomically: a kill during the rewrite must not empty the file.
@@ -21,6 +24,8 @@ class MetricsLog:
 
   def write(self, record: dict) -> None:
     self.records.append(record)
+    if not self.primary:
+      return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
 

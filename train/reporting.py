@@ -103,6 +103,8 @@ def log_evaluation(log, bar, *, step, train, test, **fields) -> None:
       'test_accuracy': float(test_accuracy),
       **fields,
   })
+  if not log.primary:
+    return
   bar.write(
       f'step {step}: train loss {train_loss:.4f} acc {train_accuracy:.4f} |'
       f' test loss {test_loss:.4f} acc {test_accuracy:.4f} |'

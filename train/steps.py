@@ -19,7 +19,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 
 from jaxbp import ops
-from train import input_pipeline
+from train import distributed, input_pipeline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +75,8 @@ def start_state(model_and_optimizer, ckpt, replicated, signature) -> tuple:
   `signature`; see `checkpoint.Checkpointer.restore`).
   """
   graphdef, rngs, state = nnx.split(model_and_optimizer, nnx.RngState, ...)
-  state, rngs = jax.device_put((state, rngs), replicated)
-  sums = jax.device_put(zero_sums(), replicated)
+  state, rngs = distributed.put_replicated((state, rngs), replicated)
+  sums = distributed.put_replicated(zero_sums(), replicated)
   if ckpt.latest_step() is None:
     return graphdef, rngs, state, sums, 0
   tree = {'state': nnx.to_pure_dict(state), 'sums': sums}

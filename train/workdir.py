@@ -103,8 +103,8 @@ def prepare(workdir: str) -> str:
 
 
 @contextlib.contextmanager
-def lock(workdir: str):
-  """Holds workdir/.lock (fcntl.flock, holding the pid) for one run.
+def lock(workdir: str, name: str = '.lock'):
+  """Holds workdir/<name> (fcntl.flock, holding the pid) for one run.
 
   A second run in the same workdir gets a one-line `WorkdirError` naming the
   first one's process id. The kernel drops the lock when the process ends,
@@ -113,7 +113,7 @@ def lock(workdir: str):
   """
   path = os.path.abspath(workdir)
   try:
-    fd = os.open(os.path.join(path, '.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(path, name), os.O_RDWR | os.O_CREAT, 0o644)
   except OSError as e:
     raise WorkdirError(describe(e, path)) from None
   with os.fdopen(fd, 'r+') as f:

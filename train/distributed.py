@@ -1,0 +1,225 @@
+"""Training on several processes: JAX's distributed runtime, and a watchdog.
+
+`initialize` starts `jax.distributed` from the CLI's flags, or where JAX finds
+the cluster itself (SLURM, Open MPI, Cloud TPU), before any device is touched;
+after it `jax.devices()` spans every process. A `_Watchdog` thread per process
+beats through the runtime's key-value store and ends the run with one line
+when a peer goes silent or fails, since a collective waiting on a dead peer
+never returns (JAX's own heartbeat check, set to twice as long, aborts the
+process with a stack trace instead).
+"""
+
+import os
+import sys
+import threading
+import time
+
+from absl import flags
+
+flags.DEFINE_string(
+    'coordinator_address',
+    None,
+    'host:port of process 0, which every process reaches (multi-process'
+    ' runs; with --num_processes and --process_id). Default: found by JAX'
+    ' under SLURM, Open MPI and on Cloud TPU pods; else one process.',
+)
+flags.DEFINE_integer('num_processes', None, 'Processes in the run.')
+flags.DEFINE_integer('process_id', None, 'This process: 0 .. num_processes-1.')
+flags.DEFINE_list(
+    'local_device_ids', None, 'The local devices this process uses (GPUs).'
+)
+flags.DEFINE_integer(
+    'peer_timeout',
+    60,
+    'Seconds a process of a multi-process run may go silent before the'
+    ' others stop (one line, exit 1).',
+    lower_bound=2,
+)
+FLAGS = flags.FLAGS
+_BEAT = 'jaxbp/beat/'  # + process id: a counter, 'done' or 'failed'.
+_watchdog = None
+
+
+def detected_cluster(env=os.environ) -> str | None:
+  """The cluster JAX's `initialize()` can read itself, if of 2+ processes."""
+  if 'SLURM_JOB_ID' in env and int(env.get('SLURM_NTASKS', '1')) > 1:
+    return 'SLURM'
+  if 'OMPI_MCA_orte_hnp_uri' in env and int(
+      env.get('OMPI_COMM_WORLD_SIZE', '1')
+  ) > 1:
+    return 'Open MPI'
+  tpu_hosts = env.get('TPU_WORKER_HOSTNAMES', '').split(',')
+  if env.get('MEGASCALE_COORDINATOR_ADDRESS') or len(tpu_hosts) > 1:
+    return 'Cloud TPU'
+  return None
+
+
+def initialize() -> None:
+  """Joins the run the flags (or the cluster) describe; one process: no-op.
+
+  Raises a one-line ValueError when the flags are incomplete or the others
+  do not connect within JAX's initialization timeout (300 s).
+  """
+  given = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if all(v is None for v in given) and detected_cluster() is None:
+    return
+  if None in given and detected_cluster() is None:
+    raise ValueError(
+        '--coordinator_address, --num_processes and --process_id go together'
+        ' (or run under SLURM, Open MPI or on a Cloud TPU pod, where JAX finds'
+        ' them); pass all three.'
+    )
+  import jax  # Only now: the flags are parsed, no device touched yet.
+
+  # Gloo runs the cross-process collectives of CPU devices (tests, laptops).
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  ids = FLAGS.local_device_ids
+  try:
+    jax.distributed.initialize(
+        *given,
+        local_device_ids=None if ids is None else [int(i) for i in ids],
+        heartbeat_timeout_seconds=2 * FLAGS.peer_timeout,
+    )
+  except Exception as e:  # XlaRuntimeError: DEADLINE_EXCEEDED, refused...
+    first = (str(e).strip().splitlines() or [''])[0][:200]
+    raise ValueError(
+        f'could not join the distributed run at {FLAGS.coordinator_address}'
+        f' ({type(e).__name__}: {first}); start every process with the same'
+        ' --coordinator_address and --num_processes, each its own'
+        ' --process_id.'
+    ) from None
+  if jax.process_count() > 1:
+    _start_watchdog(FLAGS.peer_timeout)
+
+
+def _client():
+  from jax._src import distributed  # Orbax reaches the client the same way.
+
+  return distributed.global_state.client
+
+
+def _start_watchdog(timeout: int) -> None:
+  global _watchdog
+  import jax
+
+  _watchdog = _Watchdog(_client(), jax.process_index(), jax.process_count())
+  _watchdog.timeout = timeout
+  _watchdog.start()
+
+
+class _Watchdog(threading.Thread):
+  """Beats once a second; ends this process when a peer fails or is silent."""
+
+  def __init__(self, client, me: int, count: int):
+    super().__init__(name='jaxbp-watchdog', daemon=True)
+    self.client, self.me, self.count = client, me, count
+    self.timeout = 60
+    self.stopped = threading.Event()
+
+  def run(self) -> None:
+    seen = {p: (None, time.monotonic()) for p in range(self.count)}
+    del seen[self.me]
+    beat = 0
+    while not self.stopped.wait(1.0):
+      beat += 1
+      try:
+        self.client.key_value_set(
+            f'{_BEAT}{self.me}', str(beat), allow_overwrite=True
+        )
+        for peer in list(seen):
+          self._check(peer, seen)
+      except Exception as e:  # The coordinator (process 0) is gone.
+        if not self.stopped.is_set():
+          first = (str(e).strip().splitlines() or [''])[0][:120]
+          _die(f'lost the coordinator, process 0 ({first})')
+
+  def _check(self, peer: int, seen: dict) -> None:
+    try:
+      value = self.client.key_value_try_get(f'{_BEAT}{peer}')
+    except Exception:  # Not beating yet (NOT_FOUND): still starting up.
+      value = None
+    if value == 'done':
+      del seen[peer]
+    elif value == 'failed':
+      _die(f'process {peer} of {self.count} stopped with an error (see its'
+           ' output)')
+    elif value != seen[peer][0]:
+      seen[peer] = (value, time.monotonic())
+    elif time.monotonic() - seen[peer][1] > self.timeout:
+      _die(f'process {peer} of {self.count} sent no heartbeat for'
+           f' {self.timeout} s (it died or hangs)')
+
+
+def _die(reason: str) -> None:
+  """One line, then exit 1 at once: the main thread may wait forever."""
+  if _watchdog is not None and _watchdog.stopped.is_set():
+    return
+  print(
+      f'error: {reason}; stopped this process too. Rerun every process with'
+      ' the same command: the run resumes from its last checkpoint.',
+      file=sys.stderr,
+      flush=True,
+  )
+  os._exit(1)
+
+
+def finish(ok: bool) -> None:
+  """Tells the peers this process ended (`ok`) or failed; stops beating."""
+  if _watchdog is None:
+    return
+  _watchdog.stopped.set()
+  _watchdog.join()
+  try:
+    _client().key_value_set(
+        f'{_BEAT}{_watchdog.me}', 'done' if ok else 'failed',
+        allow_overwrite=True,
+    )
+  except Exception:  # The coordinator is gone: nobody is left to tell.
+    pass
+
+
+def is_primary() -> bool:
+  """Whether this process writes the run's files and prints its lines."""
+  import jax
+
+  return jax.process_index() == 0
+
+
+def sync(name: str) -> None:
+  """Waits until every process got here (no-op with one process)."""
+  import jax
+  from jax.experimental import multihost_utils
+
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+def put_replicated(tree, sharding):
+  """`jax.device_put(tree, sharding)` that also takes PRNG key arrays.
+
+  Every process holds the same values (the whole data split, the initial
+  state), so each puts them on its own devices of the global sharding; a key
+  array goes as its raw data, which `device_put` takes across processes.
+  """
+  import jax
+
+  def put(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(
+        x.dtype, jax.dtypes.prng_key
+    ):
+      data = jax.device_put(jax.random.key_data(x), sharding)
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    return jax.device_put(x, sharding)
+
+  return jax.tree.map(put, tree)
+
+
+def any_process(flag: bool) -> bool:
+  """Whether `flag` holds on some process (no-op with one process)."""
+  import jax
+  import numpy as np
+  from jax.experimental import multihost_utils
+
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
