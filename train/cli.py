@@ -144,12 +144,12 @@ def _train(family: str, workdir: str) -> None:
 
   build.check_family(FLAGS.config.model.name, family)
   distributed.initialize()  # Before anything touches a device.
-  ok = False
   try:
     loop.train_and_evaluate(FLAGS.config, workdir, progress=FLAGS.progress)
-    ok = True
-  finally:
-    distributed.finish(ok)
+  except BaseException as e:
+    distributed.failed(e)
+    raise
+  distributed.finish()
 
 
 def main(argv, family: str) -> None:
@@ -172,6 +172,7 @@ def main(argv, family: str) -> None:
   try:
     _train(family, workdir)
   except (ValueError, FloatingPointError) as e:
+    distributed.exit_now(1, f'error: {e}')
     raise SystemExit(f'error: {e}') from None
   except KeyboardInterrupt as e:
     signum = _received[0] if _received else signal.SIGINT
@@ -179,7 +180,9 @@ def main(argv, family: str) -> None:
         'interrupted during start-up, before the first step: nothing was'
         ' trained; rerun the command to start.'
     )
-    print(f'{signal.Signals(signum).name}: {message}', file=sys.stderr)
+    message = f'{signal.Signals(signum).name}: {message}'
+    distributed.exit_now(128 + signum, message)
+    print(message, file=sys.stderr)
     raise SystemExit(128 + signum) from None
   finally:
     for signum, handler in previous.items():

@@ -6,7 +6,7 @@ after it `jax.devices()` spans every process. A `_Watchdog` thread per process
 beats through the runtime's key-value store and ends the run with one line
 when a peer goes silent or fails, since a collective waiting on a dead peer
 never returns (JAX's own heartbeat check, set to twice as long, aborts the
-process with a stack trace instead).
+process with its own log lines instead).
 """
 
 import os
@@ -44,9 +44,10 @@ def detected_cluster(env=os.environ) -> str | None:
   """The cluster JAX's `initialize()` can read itself, if of 2+ processes."""
   if 'SLURM_JOB_ID' in env and int(env.get('SLURM_NTASKS', '1')) > 1:
     return 'SLURM'
-  if 'OMPI_MCA_orte_hnp_uri' in env and int(
-      env.get('OMPI_COMM_WORLD_SIZE', '1')
-  ) > 1:
+  if (
+      'OMPI_MCA_orte_hnp_uri' in env
+      and int(env.get('OMPI_COMM_WORLD_SIZE', '1')) > 1
+  ):
     return 'Open MPI'
   tpu_hosts = env.get('TPU_WORKER_HOSTNAMES', '').split(',')
   if env.get('MEGASCALE_COORDINATOR_ADDRESS') or len(tpu_hosts) > 1:
@@ -78,7 +79,7 @@ def initialize() -> None:
     jax.distributed.initialize(
         *given,
         local_device_ids=None if ids is None else [int(i) for i in ids],
-        heartbeat_timeout_seconds=2 * FLAGS.peer_timeout,
+        heartbeat_timeout_seconds=2 * FLAGS.peer_timeout + 10,
     )
   except Exception as e:  # XlaRuntimeError: DEADLINE_EXCEEDED, refused...
     first = (str(e).strip().splitlines() or [''])[0][:200]
@@ -141,13 +142,17 @@ class _Watchdog(threading.Thread):
     if value == 'done':
       del seen[peer]
     elif value == 'failed':
-      _die(f'process {peer} of {self.count} stopped with an error (see its'
-           ' output)')
+      _die(
+          f'process {peer} of {self.count} stopped with an error (see its'
+          ' output)'
+      )
     elif value != seen[peer][0]:
       seen[peer] = (value, time.monotonic())
     elif time.monotonic() - seen[peer][1] > self.timeout:
-      _die(f'process {peer} of {self.count} sent no heartbeat for'
-           f' {self.timeout} s (it died or hangs)')
+      _die(
+          f'process {peer} of {self.count} sent no heartbeat for'
+          f' {self.timeout} s (it died or hangs)'
+      )
 
 
 def _die(reason: str) -> None:
@@ -163,15 +168,42 @@ def _die(reason: str) -> None:
   os._exit(1)
 
 
-def finish(ok: bool) -> None:
-  """Tells the peers this process ended (`ok`) or failed; stops beating."""
+def failed(error: BaseException) -> None:
+  """Tells the peers this process failed, once sure it is not their fault.
+
+  An error other than the one-line kinds may be a collective whose peer died
+  (gloo raises then): the watchdog gets the time to name that peer first.
+  """
   if _watchdog is None:
+    return
+  if not isinstance(error, ValueError | FloatingPointError | KeyboardInterrupt):
+    time.sleep(_watchdog.timeout + 3)
+  finish(ok=False)
+
+
+def exit_now(code: int, line: str) -> None:
+  """In a multi-process run, prints `line` and exits at once with `code`.
+
+  A normal exit would wait in JAX's shutdown barrier for peers that may be
+  gone, then abort with the runtime's own log lines.
+  """
+  if _watchdog is None:
+    return
+  print(line, file=sys.stderr, flush=True)
+  sys.stdout.flush()
+  os._exit(code)
+
+
+def finish(ok: bool = True) -> None:
+  """Tells the peers this process ended (`ok`) or failed; stops beating."""
+  if _watchdog is None or _watchdog.stopped.is_set():
     return
   _watchdog.stopped.set()
   _watchdog.join()
   try:
     _client().key_value_set(
-        f'{_BEAT}{_watchdog.me}', 'done' if ok else 'failed',
+        f'{_BEAT}{_watchdog.me}',
+        'done' if ok else 'failed',
         allow_overwrite=True,
     )
   except Exception:  # The coordinator is gone: nobody is left to tell.

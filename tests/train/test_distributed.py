@@ -1,0 +1,200 @@
+"""Two local processes of two CPU devices each, on JAX's distributed runtime.
+
+Each case launches `python -m train.mlp` processes on localhost (gloo
+collectives, a free port) and compares them with one process of four devices:
+the same numbers, one set of files, an exact resume, a killed peer ending the
+run.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import pytest
+
+from train import distributed
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIG = ROOT / 'configs' / 'quickstart_mlp.py'
+TIMING = ('images_per_sec', 'wall_time')  # Row fields that differ run to run.
+PEER_TIMEOUT = 5  # --peer_timeout of the kill tests, in seconds.
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def command(workdir, max_steps, *extra) -> list[str]:
+  """A tiny quick-start run: 16 units, SGD (no Adam noise amplification)."""
+  return [
+      sys.executable,
+      '-m',
+      'train.mlp',
+      f'--config={CONFIG}',
+      f'--workdir={workdir}',
+      f'--config.max_steps={max_steps}',
+      '--config.eval_every=4',
+      '--config.checkpoint_every=4',
+      '--config.optimizer=momentum',
+      '--config.learning_rate=0.1',
+      '--config.schedule=constant',
+      '--config.model.hidden_units=(16,)',
+      '--noprogress',
+      *extra,
+  ]
+
+
+def start(workdir, max_steps, processes, devices, *extra, stdout=None):
+  """Popen of each process of one run (of `devices` CPU devices each)."""
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env.update(
+      PYTHONPATH=str(ROOT),
+      TF_CPP_MIN_LOG_LEVEL='2',
+      JAX_NUM_CPU_DEVICES=str(devices),
+      JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
+      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.2',
+  )
+  flags = []
+  if processes > 1:
+    flags = [
+        f'--coordinator_address=localhost:{free_port()}',
+        f'--num_processes={processes}',
+    ]
+  return [
+      subprocess.Popen(
+          command(workdir, max_steps, *flags, *extra)
+          + ([f'--process_id={i}'] if processes > 1 else []),
+          cwd=ROOT,
+          env=env,
+          stdout=stdout or subprocess.PIPE,
+          stderr=subprocess.PIPE,
+          text=True,
+      )
+      for i in range(processes)
+  ]
+
+
+def finish(procs, timeout=300) -> list:
+  """(returncode, stdout, stderr) of each process, after all have ended."""
+  results = []
+  for p in procs:
+    out, err = p.communicate(timeout=timeout)
+    results.append((p.returncode, out, err))
+  for code, out, err in results:
+    assert code == 0, err[-3000:]
+  return results
+
+
+def rows(workdir) -> list[dict]:
+  lines = (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
+  records = [json.loads(line) for line in lines]
+  return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """Workdirs of 8 steps: one process of 4 devices; 2 processes of 2."""
+  one = tmp_path_factory.mktemp('one_process')
+  two = tmp_path_factory.mktemp('two_processes')
+  results = {'one': finish(start(one, 8, 1, 4))}
+  results['two'] = finish(start(two, 8, 2, 2))
+  return {'one': one, 'two': two, 'results': results}
+
+
+def test_two_processes_match_one_process_of_four_devices(runs):
+  one, two = rows(runs['one']), rows(runs['two'])
+  assert [r['step'] for r in two] == [4, 8]
+  for a, b in zip(one, two):
+    assert a['test_accuracy'] == b['test_accuracy']
+    assert b['test_loss'] == pytest.approx(a['test_loss'], rel=1e-5)
+    assert b['train_loss'] == pytest.approx(a['train_loss'], rel=1e-5)
+
+
+def test_only_process_zero_prints_and_writes_the_run_files(runs):
+  (_, out0, _), (_, out1, _) = runs['results']['two']
+  assert 'done: 8 steps' in out0 and 'step 8:' in out0
+  assert 'done:' not in out1 and 'step ' not in out1
+  assert 'trainable parameters' not in out1
+  names = sorted(p.name for p in runs['two'].iterdir())
+  assert names == sorted([
+      '.lock',
+      '.lock.1',
+      'accuracy.png',
+      'checkpoints',
+      'config.json',
+      'loss.png',
+      'metrics.jsonl',
+  ])
+  assert sorted(os.listdir(runs['two'] / 'checkpoints')) == ['4', '8']
+
+
+def test_resume_across_a_restart_of_both_processes_is_exact(runs, tmp_path):
+  finish(start(tmp_path, 4, 2, 2))
+  assert [r['step'] for r in rows(tmp_path)] == [4]
+  finish(start(tmp_path, 8, 2, 2))
+  assert rows(tmp_path) == rows(runs['two'])
+
+
+def wait_for_rows(workdir, procs, limit=240):
+  """Waits until process 0 logged an evaluation (all are then training)."""
+  path = pathlib.Path(workdir) / 'metrics.jsonl'
+  deadline = time.monotonic() + limit
+  while not (path.exists() and path.read_text().strip()):
+    assert all(p.poll() is None for p in procs), procs[0].stderr.read()
+    assert time.monotonic() < deadline, 'no evaluation within the limit'
+    time.sleep(0.2)
+
+
+@pytest.mark.parametrize('victim', [1, 0])
+def test_a_killed_process_ends_the_other_in_bounded_time(tmp_path, victim):
+  procs = start(
+      tmp_path,
+      10**6,
+      2,
+      2,
+      f'--peer_timeout={PEER_TIMEOUT}',
+      '--config.eval_every=20',
+      stdout=subprocess.DEVNULL,  # A full pipe would stop process 0.
+  )
+  try:
+    wait_for_rows(tmp_path, procs)
+    procs[victim].send_signal(signal.SIGKILL)
+    began = time.monotonic()
+    survivor = procs[1 - victim]
+    _, err = survivor.communicate(timeout=4 * PEER_TIMEOUT + 30)
+    elapsed = time.monotonic() - began
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+      p.wait()
+      p.stderr.close()
+  assert survivor.returncode != 0
+  assert elapsed < 2 * PEER_TIMEOUT + 10
+  if victim == 0:  # JAX's runtime sees the coordinator go first and aborts.
+    assert 'JAX distributed service detected fatal errors' in err
+  else:  # The watchdog's one line.
+    assert survivor.returncode == 1
+    assert 'Traceback' not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith('error: process 1 of 2 sent no heartbeat'), err
+
+
+def test_detected_cluster_needs_two_or_more_processes():
+  assert distributed.detected_cluster({}) is None
+  slurm = {'SLURM_JOB_ID': '7', 'SLURM_NTASKS': '1'}
+  assert distributed.detected_cluster(slurm) is None
+  assert distributed.detected_cluster({**slurm, 'SLURM_NTASKS': '4'}) == 'SLURM'
+  mpi = {'OMPI_MCA_orte_hnp_uri': 'x', 'OMPI_COMM_WORLD_SIZE': '2'}
+  assert distributed.detected_cluster(mpi) == 'Open MPI'
+  tpu = {'TPU_WORKER_HOSTNAMES': 'a,b'}
+  assert distributed.detected_cluster(tpu) == 'Cloud TPU'
+  assert distributed.detected_cluster({'TPU_WORKER_HOSTNAMES': 'a'}) is None
