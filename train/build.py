@@ -17,8 +17,15 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxbp import models
-from train import checkpoint, distributed, input_pipeline, metrics, optim
-from train import reporting, steps
+from train import (
+    checkpoint,
+    distributed,
+    input_pipeline,
+    metrics,
+    optim,
+    reporting,
+    steps,
+)
 
 VJPS = ('manual', 'autodiff')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}

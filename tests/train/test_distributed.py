@@ -88,7 +88,7 @@ def finish(procs, timeout=300) -> list:
   for p in procs:
     out, err = p.communicate(timeout=timeout)
     results.append((p.returncode, out, err))
-  for code, out, err in results:
+  for code, _, err in results:
     assert code == 0, err[-3000:]
   return results
 
@@ -112,7 +112,7 @@ def runs(tmp_path_factory):
 def test_two_processes_match_one_process_of_four_devices(runs):
   one, two = rows(runs['one']), rows(runs['two'])
   assert [r['step'] for r in two] == [4, 8]
-  for a, b in zip(one, two):
+  for a, b in zip(one, two, strict=True):
     assert a['test_accuracy'] == b['test_accuracy']
     assert b['test_loss'] == pytest.approx(a['test_loss'], rel=1e-5)
     assert b['train_loss'] == pytest.approx(a['train_loss'], rel=1e-5)
