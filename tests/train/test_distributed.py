@@ -9,6 +9,7 @@ run.
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,6 +144,34 @@ def test_resume_across_a_restart_of_both_processes_is_exact(runs, tmp_path):
   assert rows(tmp_path) == rows(runs['two'])
 
 
+def test_a_damaged_checkpoint_is_set_aside_once_and_the_run_resumes(
+    runs, tmp_path
+):
+  workdir = tmp_path / 'run'
+  shutil.copytree(runs['two'], workdir)
+  (workdir / 'checkpoints' / '8' / 'meta' / 'metadata').write_text('{broken')
+  (_, _, err0), (_, _, err1) = finish(start(workdir, 8, 2, 2))
+  assert 'checkpoint step 8 is damaged' in err0
+  assert 'damaged' not in err1
+  assert len(os.listdir(workdir / 'checkpoints_damaged')) == 1
+  assert rows(workdir) == rows(runs['two'])
+
+
+def test_a_signal_to_one_process_stops_both_at_one_step(tmp_path):
+  procs = start(
+      tmp_path, 10**6, 2, 2, '--config.log_every=5', stdout=subprocess.DEVNULL
+  )
+  wait_for_rows(tmp_path, procs)
+  procs[1].send_signal(signal.SIGTERM)
+  for p in procs:
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err[-3000:]
+  # Both stopped after the same step, a multiple of log_every, and saved it.
+  step = max(int(n) for n in os.listdir(tmp_path / 'checkpoints'))
+  assert step % 5 == 0
+  finish(start(tmp_path, step + 4, 2, 2))  # And the run resumes from it.
+
+
 def wait_for_rows(workdir, procs, limit=240):
   """Waits until process 0 logged an evaluation (all are then training)."""
   path = pathlib.Path(workdir) / 'metrics.jsonl'
@@ -198,3 +227,13 @@ def test_detected_cluster_needs_two_or_more_processes():
   tpu = {'TPU_WORKER_HOSTNAMES': 'a,b'}
   assert distributed.detected_cluster(tpu) == 'Cloud TPU'
   assert distributed.detected_cluster({'TPU_WORKER_HOSTNAMES': 'a'}) is None
+
+
+def test_incomplete_distributed_flags_exit_with_one_line(tmp_path):
+  [p] = start(tmp_path, 4, 1, 1, '--num_processes=2')
+  _, err = p.communicate(timeout=300)
+  assert p.returncode == 1
+  assert 'Traceback' not in err
+  last = err.strip().splitlines()[-1]
+  assert last.startswith('error: --coordinator_address, --num_processes and')
+  assert not (tmp_path / 'metrics.jsonl').exists()
