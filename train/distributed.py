@@ -171,12 +171,14 @@ def _die(reason: str) -> None:
 def failed(error: BaseException) -> None:
   """Tells the peers this process failed, once sure it is not their fault.
 
-  An error other than the one-line kinds may be a collective whose peer died
-  (gloo raises then): the watchdog gets the time to name that peer first.
+  A runtime error may be a collective whose peer died (gloo raises then):
+  the watchdog gets the time to name that peer first.
   """
+  import jax
+
   if _watchdog is None:
     return
-  if not isinstance(error, ValueError | FloatingPointError | KeyboardInterrupt):
+  if isinstance(error, jax.errors.JaxRuntimeError):
     time.sleep(_watchdog.timeout + 3)
   finish(ok=False)
 
