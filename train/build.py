@@ -231,8 +231,7 @@ def setup(config, settings: optim.Settings, workdir: str) -> Session:
         state=state,
         sums=sums,
         start=start,
-        # Every process holds both splits (it loaded them) and puts them on
-        # its devices; each step gathers its global batch from them.
+        # Each process puts both splits (it loaded them) on its own devices.
         train=distributed.put_replicated(
             (data.train_images, data.train_labels), replicated
         ),

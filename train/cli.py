@@ -97,7 +97,8 @@ def usage(program: str) -> str:
       '',
   ]
   names = ('config', 'workdir', 'progress', 'coordinator_address')
-  names += ('num_processes', 'process_id', 'local_device_ids', 'peer_timeout')
+  names += ('num_processes', 'process_id', 'local_device_ids', 'distributed')
+  names += ('peer_timeout',)
   for name in names:
     flag = FLAGS[name]
     shown = f'--[no]{name}' if flag.boolean else f'--{name}'

@@ -9,6 +9,7 @@ never returns (JAX's own heartbeat check, set to twice as long, aborts the
 process with its own log lines instead).
 """
 
+import contextlib
 import os
 import sys
 import threading
@@ -19,20 +20,23 @@ from absl import flags
 flags.DEFINE_string(
     'coordinator_address',
     None,
-    'host:port of process 0, which every process reaches (multi-process'
-    ' runs; with --num_processes and --process_id). Default: found by JAX'
-    ' under SLURM, Open MPI and on Cloud TPU pods; else one process.',
+    'host:port of process 0, reachable from all (with --num_processes and'
+    ' --process_id: jax.distributed.initialize).',
 )
 flags.DEFINE_integer('num_processes', None, 'Processes in the run.')
 flags.DEFINE_integer('process_id', None, 'This process: 0 .. num_processes-1.')
-flags.DEFINE_list(
-    'local_device_ids', None, 'The local devices this process uses (GPUs).'
+flags.DEFINE_list('local_device_ids', None, 'Local devices to use (GPUs).')
+flags.DEFINE_bool(
+    'distributed',
+    None,
+    'Join a multi-process run JAX finds itself (Cloud TPU pods); default:'
+    ' when SLURM, Open MPI or TPU variables name 2+ processes.',
 )
 flags.DEFINE_integer(
     'peer_timeout',
     60,
-    'Seconds a process of a multi-process run may go silent before the'
-    ' others stop (one line, exit 1).',
+    'Seconds a process of a multi-process run may be silent before the others'
+    ' stop (one line, exit 1).',
     lower_bound=2,
 )
 FLAGS = flags.FLAGS
@@ -62,13 +66,16 @@ def initialize() -> None:
   do not connect within JAX's initialization timeout (300 s).
   """
   given = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  if all(v is None for v in given) and detected_cluster() is None:
+  auto = FLAGS.distributed
+  if auto is None:
+    auto = detected_cluster() is not None
+  if given == (None, None, None) and not auto:
     return
-  if None in given and detected_cluster() is None:
+  if None in given and not auto:
     raise ValueError(
         '--coordinator_address, --num_processes and --process_id go together'
-        ' (or run under SLURM, Open MPI or on a Cloud TPU pod, where JAX finds'
-        ' them); pass all three.'
+        ' (or pass --distributed where JAX finds them: SLURM, Open MPI, Cloud'
+        ' TPU); pass all three.'
     )
   import jax  # Only now: the flags are parsed, no device touched yet.
 
@@ -84,13 +91,16 @@ def initialize() -> None:
   except Exception as e:  # XlaRuntimeError: DEADLINE_EXCEEDED, refused...
     first = (str(e).strip().splitlines() or [''])[0][:200]
     raise ValueError(
-        f'could not join the distributed run at {FLAGS.coordinator_address}'
+        f'could not join the distributed run at {given[0] or "(detected)"}'
         f' ({type(e).__name__}: {first}); start every process with the same'
         ' --coordinator_address and --num_processes, each its own'
         ' --process_id.'
     ) from None
   if jax.process_count() > 1:
-    _start_watchdog(FLAGS.peer_timeout)
+    global _watchdog
+    me, count = jax.process_index(), jax.process_count()
+    _watchdog = _Watchdog(_client(), me, count, FLAGS.peer_timeout)
+    _watchdog.start()
 
 
 def _client():
@@ -99,22 +109,13 @@ def _client():
   return distributed.global_state.client
 
 
-def _start_watchdog(timeout: int) -> None:
-  global _watchdog
-  import jax
-
-  _watchdog = _Watchdog(_client(), jax.process_index(), jax.process_count())
-  _watchdog.timeout = timeout
-  _watchdog.start()
-
-
 class _Watchdog(threading.Thread):
   """Beats once a second; ends this process when a peer fails or is silent."""
 
-  def __init__(self, client, me: int, count: int):
+  def __init__(self, client, me: int, count: int, timeout: int):
     super().__init__(name='jaxbp-watchdog', daemon=True)
     self.client, self.me, self.count = client, me, count
-    self.timeout = 60
+    self.timeout = timeout
     self.stopped = threading.Event()
 
   def run(self) -> None:
@@ -142,10 +143,7 @@ class _Watchdog(threading.Thread):
     if value == 'done':
       del seen[peer]
     elif value == 'failed':
-      _die(
-          f'process {peer} of {self.count} stopped with an error (see its'
-          ' output)'
-      )
+      _die(f'process {peer} of {self.count} stopped with an error')
     elif value != seen[peer][0]:
       seen[peer] = (value, time.monotonic())
     elif time.monotonic() - seen[peer][1] > self.timeout:
@@ -184,16 +182,11 @@ def failed(error: BaseException) -> None:
 
 
 def exit_now(code: int, line: str) -> None:
-  """In a multi-process run, prints `line` and exits at once with `code`.
-
-  A normal exit would wait in JAX's shutdown barrier for peers that may be
-  gone, then abort with the runtime's own log lines.
-  """
-  if _watchdog is None:
-    return
-  print(line, file=sys.stderr, flush=True)
-  sys.stdout.flush()
-  os._exit(code)
+  """Multi-process: prints `line`, exits now (skips JAX's shutdown barrier)."""
+  if _watchdog is not None:  # The barrier would wait for peers maybe gone.
+    print(line, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def finish(ok: bool = True) -> None:
@@ -202,14 +195,9 @@ def finish(ok: bool = True) -> None:
     return
   _watchdog.stopped.set()
   _watchdog.join()
-  try:
-    _client().key_value_set(
-        f'{_BEAT}{_watchdog.me}',
-        'done' if ok else 'failed',
-        allow_overwrite=True,
-    )
-  except Exception:  # The coordinator is gone: nobody is left to tell.
-    pass
+  with contextlib.suppress(Exception):  # No coordinator: nobody to tell.
+    status = 'done' if ok else 'failed'
+    _client().key_value_set(f'{_BEAT}{_watchdog.me}', status, True)
 
 
 def is_primary() -> bool:
