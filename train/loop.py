@@ -166,9 +166,10 @@ def _run(config, settings, workdir: str, progress, began: float) -> Run:
         ' and metrics.jsonl are saved; rerun the command to redraw them.'
     ) from None
   summary = reporting.summary_line(s.log.records, step, wall(), speed.mean())
-  if caught:
+  if step < config.max_steps:  # A signal here or to a peer stopped the loop.
+    signum = caught[0] if caught else 'to another process'
     summary = (
-        f'stopped by signal {caught[0]} at step {step}; checkpoint saved,'
+        f'stopped by signal {signum} at step {step}; checkpoint saved,'
         f' rerun the same command to resume. {summary}'
     )
   if primary:
