@@ -21,7 +21,13 @@ def _write_kernel_spec(kernels: pathlib.Path) -> None:
       p for p in (str(ROOT), os.environ.get('PYTHONPATH')) if p
   )
   spec = {
-      'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f'],
+      'argv': [
+          sys.executable,
+          '-m',
+          'ipykernel_launcher',
+          '-f',
+          '{connection_file}',
+      ],
       'display_name': 'jaxbp notebook test',
       'language': 'python',
       'env': {
@@ -32,15 +38,12 @@ def _write_kernel_spec(kernels: pathlib.Path) -> None:
           'JAX_PLATFORMS': 'cpu',
       },
   }
-  spec['argv'].append('{connection_file}')
   (kernels / KERNEL).mkdir(parents=True)
   (kernels / KERNEL / 'kernel.json').write_text(json.dumps(spec))
 
 
-@pytest.fixture(scope='module')
-def executed(tmp_path_factory):
+def _execute(tmp: pathlib.Path):
   """The notebook after running every cell in a directory outside the checkout."""
-  tmp = tmp_path_factory.mktemp('notebook')
   _write_kernel_spec(tmp / 'jupyter' / 'kernels')
   workdir = tmp / 'cwd'
   workdir.mkdir()
@@ -95,69 +98,66 @@ def test_config_cell_reads_source_and_smoke_from_the_environment():
   assert "os.environ.get('JAXBP_NOTEBOOK_SMOKE') == '1'" in cell.source
 
 
-@pytest.mark.slow
-def test_install_is_skipped_for_the_checkout_it_runs_from(executed):
-  nb, _ = executed
+def _check_install_skipped_for_this_checkout(nb):
   text = _text(_outputs(nb, 'install'))
-  assert 'already importable from' in text and 'not reinstalled' in text
-  assert 'pip install' not in text  # Neither jaxbp nor tensorflow-cpu.
+  assert 'already importable from' in text and 'not reinstalled' in text, text
+  assert 'pip install' not in text, text  # Neither jaxbp nor tensorflow-cpu.
 
 
-@pytest.mark.slow
-def test_device_report_names_backend_and_float64(executed):
-  nb, _ = executed
+def _check_device_report(nb):
   text = _text(_outputs(nb, 'device'))
-  assert 'backend: cpu' in text
-  assert 'float64 on cpu: yes' in text
+  assert 'backend: cpu' in text and 'float64 on cpu: yes' in text, text
 
 
-@pytest.mark.slow
-def test_derivation_renders_batch_norm_math(executed):
-  nb, _ = executed
+def _check_derivation_rendered(nb):
   text = _text(_outputs(nb, 'derivation'))
-  assert '$$' in text and r'\hat{x}' in text
-  assert 'def _batch_norm_bwd' in text or 'def ' in text
+  assert '$$' in text and r'\hat{x}' in text, text
+  assert '```python\ndef ' in text, text  # The backward's source.
 
 
-@pytest.mark.slow
-def test_gradcheck_table_shows_all_within_tolerance(executed):
-  nb, _ = executed
+def _check_gradcheck_table_all_within_tolerance(nb):
   text = _text(_outputs(nb, 'gradcheck'))
   rows = [
       line.strip('| ').split(' | ')
       for line in text.splitlines()
       if line.startswith('| (')
   ]
-  # x, gamma and beta for each of the two input shapes.
-  assert len(rows) == 6, text
+  assert len(rows) == 6, text  # x, gamma, beta for each of two input shapes.
   assert all(row[-1] == 'yes' for row in rows), text
-  assert 'all within tolerance' in text and 'NOT' not in text
+  assert 'all within tolerance' in text and 'NOT' not in text, text
 
 
-@pytest.mark.slow
-def test_timing_reports_both_backwards(executed):
-  nb, _ = executed
+def _check_timing_of_both_backwards(nb):
   text = _text(_outputs(nb, 'timing'))
-  assert '| manual |' in text and '| autodiff |' in text
-  assert 'hand-written / autodiff speed' in text
+  assert '| manual |' in text and '| autodiff |' in text, text
+  assert 'hand-written / autodiff speed' in text, text
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('tag', ['mlp', 'vgg'])
-def test_training_cells_show_loss_and_accuracy_curves(executed, tag):
-  nb, workdir = executed
-  assert _pngs(_outputs(nb, tag)) == 2
-  (run,) = (workdir / 'runs').glob(f'{tag}-smoke')
+def _check_curves_shown(nb, workdir, tag):
+  assert _pngs(_outputs(nb, tag)) == 2, f'{tag}: expected loss + accuracy'
+  run = workdir / 'runs' / f'{tag}-smoke'
   assert (run / 'loss.png').exists() and (run / 'accuracy.png').exists()
   assert (run / 'metrics.jsonl').read_text().strip()
 
 
-@pytest.mark.slow
-def test_study_cell_plots_or_says_unavailable(executed):
-  nb, _ = executed
+def _check_study_plots_or_says_unavailable(nb):
   outputs = _outputs(nb, 'study')
-  available = (ROOT / 'configs' / 'studies' / 'batch_norm.py').exists()
-  if available:
-    assert _pngs(outputs) >= 1
+  if (ROOT / 'configs' / 'studies' / 'batch_norm.py').exists():
+    assert _pngs(outputs) >= 1, _text(outputs)
   else:
     assert 'not available in this version of jaxbp yet' in _text(outputs)
+
+
+# One test, not one per claim: each would execute the notebook again under
+# pytest-xdist, which spreads a module's tests over its workers.
+@pytest.mark.slow
+def test_notebook_runs_in_smoke_mode_and_shows_its_results(tmp_path):
+  nb, workdir = _execute(tmp_path)
+  _check_install_skipped_for_this_checkout(nb)
+  _check_device_report(nb)
+  _check_derivation_rendered(nb)
+  _check_gradcheck_table_all_within_tolerance(nb)
+  _check_timing_of_both_backwards(nb)
+  _check_curves_shown(nb, workdir, 'mlp')
+  _check_curves_shown(nb, workdir, 'vgg')
+  _check_study_plots_or_says_unavailable(nb)
