@@ -5,15 +5,9 @@ reference and arguments; ``python -m jaxbp.gradcheck`` prints a table over
 all of them; ``jaxprs`` finds the custom rules in a traced program.
 """
 
-from jaxbp.gradcheck import jaxprs, references, table
-from jaxbp.gradcheck.check import (
-    ArgErrors,
-    GradientCheckError,
-    Result,
-    check_vjp,
-    float_args,
-    is_float,
-)
+from jaxbp.gradcheck import jaxprs, references, results, table
+from jaxbp.gradcheck.check import check_vjp, float_args, is_float
+from jaxbp.gradcheck.results import ArgErrors, GradientCheckError, Result
 from jaxbp.gradcheck.table import CASES, Case
 from jaxbp.gradcheck.timing import fwd_bwd_seconds, median_times
 
@@ -30,5 +24,6 @@ __all__ = [
     "jaxprs",
     "median_times",
     "references",
+    "results",
     "table",
 ]

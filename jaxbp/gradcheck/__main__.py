@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from absl import app, flags, logging
 
-from jaxbp.gradcheck import check, table, timing
+from jaxbp.gradcheck import check, results, table, timing
 
 OPS = flags.DEFINE_list(
     "ops", [], "Only these ops or table rows (default: every row)."
@@ -37,7 +37,7 @@ def _selected(names: Sequence[str]) -> list[table.Case] | None:
   return [c for c in table.CASES if {c.op.__name__, c.name} & set(names)]
 
 
-def _row(case: table.Case) -> tuple[str, check.Result]:
+def _row(case: table.Case) -> tuple[str, results.Result]:
   """Checks one row in float64; times it in float32; returns the table line."""
   args = case.build(shapes=case.check)
   result = check.check_vjp(

@@ -1,7 +1,6 @@
 """check_vjp: a hand-written backward against autodiff and finite differences."""
 
 import contextlib
-import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -12,47 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp import _compat, ops
-
-
-class GradientCheckError(AssertionError):
-  """A hand-written backward disagrees with autodiff or finite differences."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ArgErrors:
-  """Max errors of one differentiated argument's cotangent.
-
-  Relative errors are normwise: the max absolute error divided by the max
-  magnitude of the trusted value (autodiff, resp. the finite differences).
-  """
-
-  name: str
-  shape: tuple[int, ...]
-  autodiff_abs: float
-  autodiff_rel: float
-  fd_abs: float
-  fd_rel: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-  """What :func:`check_vjp` measured, one entry per differentiated argument."""
-
-  op: str
-  args: tuple[ArgErrors, ...]
-  failures: tuple[str, ...]
-
-  @property
-  def ok(self) -> bool:
-    return not self.failures
-
-  @property
-  def autodiff_rel(self) -> float:
-    return max((a.autodiff_rel for a in self.args), default=0.0)
-
-  @property
-  def fd_rel(self) -> float:
-    return max((a.fd_rel for a in self.args), default=0.0)
+from jaxbp.gradcheck import results
 
 
 def _name(fn) -> str:
@@ -71,16 +30,6 @@ def _arg_names(fn, n: int) -> list[str]:
 def is_float(x) -> bool:
   """Whether `x` has a floating dtype, and so gets a cotangent."""
   return x is not None and jnp.issubdtype(jnp.result_type(x), jnp.floating)
-
-
-def _max_abs(x) -> float:
-  x = np.asarray(x)
-  return float(np.max(np.abs(x))) if x.size else 0.0
-
-
-def _errors(got, want) -> tuple[float, float]:
-  err = _max_abs(np.asarray(got) - np.asarray(want))
-  return err, err / max(_max_abs(want), np.finfo(np.float64).tiny)
 
 
 def _restrict(f, args, argnums):
@@ -132,7 +81,7 @@ def check_vjp(
     num_random: int = 4,
     seed: int = 0,
     raise_on_error: bool = True,
-) -> Result:
+) -> results.Result:
   r"""Compares ``jax.vjp(fn)``, i.e. the hand-written rule, with two oracles.
 
   In ``dtype`` (float arguments are cast), float64 by default:
@@ -182,7 +131,7 @@ def check_vjp(
         " plain forward> to check a function built from custom_vjp ops."
     )
   reference = reference or ops.plain(fn)
-  tol = _Tolerances(rtol, atol, fd_rtol, fd_atol, eps)
+  tol = results.Tolerances(rtol, atol, fd_rtol, fd_atol, eps)
   with _where(dtype) as device:
     args = [_place(a, dtype, device) for a in args]
     if argnums is None:
@@ -195,34 +144,35 @@ def check_vjp(
     )
     diff = [args[i] for i in argnums]
     rng = np.random.default_rng(seed)
-    size = jax.eval_shape(manual, *diff).shape
-    cts = _basis_and_random(rng, size, max_jacobian, num_random).astype(dtype)
-    u = rng.standard_normal(size).astype(dtype)
-    # One compiled program per oracle: eager vmap would compile every
-    # primitive separately, which dominates the cost on small inputs.
-    got, want, dx = _vjps(manual, plain, diff, cts, u)
-    directions = [
-        _basis_and_random(rng, x.shape, max_jacobian, num_random).astype(dtype)
-        for x in diff
-    ]
-    fds = _central_differences(manual, diff, u, directions, eps)
+    probes = (max_jacobian, num_random)
+    got, want, dx, fds, directions = _oracles(
+        manual, plain, diff, rng, probes, eps, dtype
+    )
     labels = [(names[i], tuple(args[i].shape)) for i in argnums]
-    arg_errors, failures = _compare(
+    arg_errors, failures = results.compare(
         name, labels, got, want, dx, fds, directions, tol
     )
-  result = Result(name, tuple(arg_errors), tuple(failures))
+  result = results.Result(name, tuple(arg_errors), tuple(failures))
   if failures and raise_on_error:
-    raise GradientCheckError("\n".join(failures))
+    raise results.GradientCheckError("\n".join(failures))
   return result
 
 
-@dataclasses.dataclass(frozen=True)
-class _Tolerances:
-  rtol: float
-  atol: float
-  fd_rtol: float
-  fd_atol: float
-  eps: float
+def _oracles(manual, plain, diff, rng, probes, eps, dtype):
+  """Returns both sides of both comparisons: manual and autodiff VJPs of the
+  probing cotangents, manual's VJP at one random u, the finite differences
+  of u^T f along the probing directions, and those directions."""
+  size = jax.eval_shape(manual, *diff).shape
+  cts = _basis_and_random(rng, size, *probes).astype(dtype)
+  u = rng.standard_normal(size).astype(dtype)
+  # One compiled program per oracle: eager vmap would compile every
+  # primitive separately, which dominates the cost on small inputs.
+  got, want, dx = _vjps(manual, plain, diff, cts, u)
+  directions = [
+      _basis_and_random(rng, x.shape, *probes).astype(dtype) for x in diff
+  ]
+  fds = _central_differences(manual, diff, u, directions, eps)
+  return got, want, dx, fds, directions
 
 
 @contextlib.contextmanager
@@ -254,33 +204,6 @@ def _flat(f):
     return jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
 
   return flat
-
-
-def _compare(name, labels, got, want, dx, fds, directions, tol):
-  """Returns the per-argument errors and the messages of those past tolerance."""
-  arg_errors, failures = [], []
-  for k, (arg, shape) in enumerate(labels):
-    ad_abs, ad_rel = _errors(got[k], want[k])
-    fd = np.asarray(fds[k])
-    pred = np.tensordot(
-        np.asarray(directions[k]), np.asarray(dx[k]), dx[k].ndim
-    )
-    fd_abs, fd_rel = _errors(pred, fd)
-    arg_errors.append(ArgErrors(arg, shape, ad_abs, ad_rel, fd_abs, fd_rel))
-    label = f"{arg} {shape}"
-    if not ad_abs <= tol.atol + tol.rtol * _max_abs(want[k]):
-      failures.append(
-          f"{name}: argument {label}: max |manual - autodiff| = {ad_abs:.3e}"
-          f" (relative {ad_rel:.3e}) exceeds atol={tol.atol:g} +"
-          f" rtol={tol.rtol:g}"
-      )
-    if not fd_abs <= tol.fd_atol + tol.fd_rtol * _max_abs(fd):
-      failures.append(
-          f"{name}: argument {label}: max |manual - finite differences| ="
-          f" {fd_abs:.3e} (relative {fd_rel:.3e}, eps={tol.eps:g}) exceeds"
-          f" atol={tol.fd_atol:g} + rtol={tol.fd_rtol:g}"
-      )
-  return arg_errors, failures
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
