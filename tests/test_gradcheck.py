@@ -1,5 +1,9 @@
 """check_vjp passes correct rules, catches wrong ones, and the CLI reports."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -110,6 +114,21 @@ def test_cli_rejects_an_unknown_op_listing_the_known_ones(capsys):
   (line,) = captured.err.strip().splitlines()
   assert "unknown op 'batchnorm'" in line
   assert "batch_norm, batch_norm_with_stats, conv2d" in line
+
+
+def test_cli_exits_non_zero_on_an_unknown_op_without_a_traceback():
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+  run = subprocess.run(
+      [sys.executable, "-m", "jaxbp.gradcheck", "--ops=batchnorm"],
+      capture_output=True,
+      text=True,
+      env=env,
+      timeout=120,
+      check=False,
+  )
+  assert run.returncode == 2 and run.stdout == ""
+  (line,) = run.stderr.strip().splitlines()
+  assert line.startswith("gradcheck: unknown op 'batchnorm'; known ops:")
 
 
 def test_cli_selects_rows_by_op_name(capsys):
