@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 
 import jax
@@ -68,15 +69,19 @@ def _quiet_orbax():
     handler.addFilter(drop)
   previous_hook = sys.unraisablehook
   sys.unraisablehook = lambda unraisable: None
+  # Orbax's background save threads print their failure too.
+  previous_thread_hook = threading.excepthook
+  threading.excepthook = lambda args: None
   try:
     yield
-  except BaseException:
-    gc.collect()  # Reports the unawaited coroutines now, while quiet.
-    raise
   finally:
+    # A failed read leaves unawaited coroutines, also where the caller caught
+    # the error inside this block: collect them now, while still quiet.
+    gc.collect()
     for handler in handlers:
       handler.removeFilter(drop)
     sys.unraisablehook = previous_hook
+    threading.excepthook = previous_thread_hook
 
 
 def _reason(e: BaseException) -> str:
@@ -244,9 +249,15 @@ class Checkpointer:
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc_info):
-    self.close()
+  def __exit__(self, exc_type, exc, traceback):
+    try:
+      self.close()
+    except Exception:
+      if exc_type is None:
+        raise
+      # The error in flight (e.g. a full disk) is the one to report.
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    with _quiet_orbax():
+      self.manager.wait_until_finished()
+      self.manager.close()
