@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding
 
-from jaxbp import ops
+from jaxbp import nn, ops
 from train import input_pipeline
 
 
@@ -87,8 +87,7 @@ def start_state(model_and_optimizer, ckpt, replicated, signature) -> tuple:
 
 def loss_fn(vjp: str):
   """The training loss, with the hand-written backward or autodiff's."""
-  loss = ops.softmax_cross_entropy
-  return loss if vjp == 'manual' else ops.plain(loss)
+  return nn.select(ops.softmax_cross_entropy, vjp)
 
 
 def _batch(hp, net, step, images, labels):
