@@ -119,6 +119,7 @@ def test_mnist_mlp_is_vugrad_s_literal_protocol():
   assert (config.loss_reduction, config.learning_rate) == ('sum', 1e-4)
   assert (config.batch_size, config.validation_size) == (128, 5000)
   assert config.max_steps == 20 * (55_000 // 128)  # 20 epochs, whole batches
+  config.dataset = 'digits'  # MNIST itself may need preparing (TensorFlow).
   build.validate_config(config)
 
 
