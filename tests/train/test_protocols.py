@@ -142,7 +142,7 @@ def test_mlp_docstring_reaches_the_literal_2019_protocol():
   study.apply(config, overrides, 'configs/mlp.py docstring')
   assert config.normalization == 'raw_mean_image'
   assert (config.model.kernel_init, config.model.init_std) == ('normal', 1e-4)
-  assert (config.batch_order, config.loss_reduction) == ('sample', 'sum')
+  assert (config.batch_order, config.loss_reduction) == ('sample', 'mean')
   assert config.learning_rate == 2e-3
   config.dataset = 'digits'
   build.validate_config(config)
