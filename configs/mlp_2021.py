@@ -13,7 +13,10 @@ copy:
   python -m train.mlp --config configs/mlp_2021.py \
       --config.dataset=image_folder:../shared/data/cifar10 --workdir runs/mlp_2021
 
-Result: not measured yet.
+Result, measured on the image-folder copy on this project's 2-core CPU
+machine (shared with other jobs): test accuracy 0.492 after the 10 epochs
+(best 0.498 after epoch 5, 0.46-0.50 from epoch 2 on), train accuracy 0.58;
+30 s for the whole command, JPEG decoding included.
 """
 
 from configs import default
