@@ -41,8 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.decay_factor = 0.1  # 'piecewise': lr multiplier at each boundary
   config.label_smoothing = 0.0
   # The loss the gradient is taken of: 'mean' over the batch | 'sum' (batch
-  # size times the gradient, as the NumPy seeds and vugrad step; their learning
-  # rates then apply as they are). Logged train losses stay per-example means.
+  # size times the gradient, as vugrad steps: its learning rate then applies as
+  # it is; weight decay is not scaled). Logged train losses stay per-example
+  # means.
   config.loss_reduction = 'mean'
   config.batch_size = 128
   config.max_steps = 1000

@@ -114,10 +114,10 @@ def train_loss(hp: Hparams, logits, targets) -> tuple[jax.Array, jax.Array]:
   With :math:`\ell_i` example :math:`i`'s loss in a batch of :math:`B`,
   ``'mean'`` differentiates :math:`\frac{1}{B} \sum_i \ell_i` and ``'sum'``
   :math:`\sum_i \ell_i = B \cdot \mathrm{mean}`, so its gradient is
-  :math:`B` times larger (the NumPy seeds' and vugrad's, whose learning rates
-  then apply unconverted). :math:`B` is the global batch, whatever the mesh.
-  The mean's backward is the op's own (``hp.vjp``); the constant factor is
-  the step's.
+  :math:`B` times larger (vugrad's, whose learning rate then applies
+  unconverted; the NumPy seeds average). :math:`B` is the global batch,
+  whatever the mesh. The mean's backward is the op's own (``hp.vjp``); the
+  constant factor is the step's.
   """
   mean = loss_fn(hp.vjp)(logits, targets)
   if hp.loss_reduction == 'sum':
