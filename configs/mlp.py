@@ -46,7 +46,7 @@ def get_config():
   config.dataset = 'cifar10'
   config.normalization = 'mean_image'
   config.optimizer = 'sgd'
-  config.learning_rate = 2e-3 * 200  # 2e-3 on the batch-summed loss
+  config.learning_rate = 2e-3 * 200  # the seeds' 2e-3, for [0, 1] pixels
   config.batch_size = 200
   config.max_steps = 1500
   config.eval_every = 100
