@@ -296,3 +296,74 @@ def test_gradient_runs_hand_written_rules_only_when_manual(vjp):
   expected = {"linear", "batch_norm_with_stats", "leaky_relu", "dropout"}
   expected.add("softmax_cross_entropy")
   assert set(names) == (expected if vjp == "manual" else set())
+
+
+def test_small_convnet_dropout_changes_only_train_mode_outputs():
+  make = lambda rate: models.SmallConvNet(
+      in_channels=1,
+      image_size=8,
+      padding="SAME",
+      dropout=rate,
+      rngs=nnx.Rngs(0),
+  )
+  plain, dropped = make(0.0), make(0.5)
+  # Dropout draws from its own stream: the parameters are the same.
+  jax.tree.map(
+      np.testing.assert_array_equal,
+      nnx.state(plain, nnx.Param),
+      nnx.state(dropped, nnx.Param),
+  )
+  x, _ = _data((6, 8, 8, 1))
+  assert not np.allclose(dropped(x), plain(x))
+  assert not np.allclose(dropped(x), dropped(x))  # Fresh masks each call.
+  dropped.eval()
+  np.testing.assert_array_equal(dropped(x), plain(x))
+
+
+@pytest.mark.parametrize(
+    ("make", "kernels"),
+    [
+        (
+            lambda init: models.MLP(
+                48, (16, 16), 10, kernel_init=init, rngs=nnx.Rngs(0)
+            ),
+            lambda m: [layer.kernel for layer in (*m.hidden, m.head)],
+        ),
+        (
+            lambda init: models.SmallConvNet(
+                in_channels=1,
+                image_size=8,
+                padding="SAME",
+                kernel_init=init,
+                rngs=nnx.Rngs(0),
+            ),
+            lambda m: [
+                m.conv1.kernel,
+                m.conv2.kernel,
+                m.fc1.kernel,
+                m.fc3.kernel,
+            ],
+        ),
+        (
+            lambda init: models.VGG(
+                in_channels=1,
+                groups=((4,), (8,)),
+                kernel_init=init,
+                rngs=nnx.Rngs(0),
+            ),
+            lambda m: [m.groups[1][0].conv.kernel, m.classifier.kernel],
+        ),
+    ],
+)
+def test_kernel_init_reaches_every_layer(make, kernels):
+  for layer, kernel in zip(
+      kernels(make("default")), kernels(make("vugrad")), strict=True
+  ):
+    n_in, n_out = np.prod(kernel.shape[:-1]), kernel.shape[-1]
+    receptive = np.prod(kernel.shape[:-2])
+    scale = 2 / (n_in + n_out * receptive)
+    z = np.asarray(kernel[...]) / scale  # vugrad's: 2 / (in + out) N(0, 1)
+    assert 0.8 < z.std() < 1.2, z.std()
+    assert not np.allclose(layer[...], kernel[...])
+  with pytest.raises(ValueError, match="kernel_init='he' is unknown"):
+    make("he")

@@ -249,3 +249,67 @@ def test_listen_sees_each_layer_output_and_then_stops():
     nn.max_pool2d(_random((1, 4, 4, 1)), 2, 2, 0)
   linear(_random((2, 4)))
   assert seen == [(linear, (2, 3)), ("max_pool2d", (1, 2, 2, 1))]
+
+
+# name -> the kernel's standard deviation for fans (n_in, n_out); zero biases.
+KERNEL_STDS = {
+    "lecun": lambda n_in, n_out: (1 / n_in) ** 0.5,
+    "kaiming": lambda n_in, n_out: (2 / n_in) ** 0.5,
+    "normal": lambda n_in, n_out: 0.05,
+    "vugrad": lambda n_in, n_out: 2 / (n_in + n_out),
+    "pytorch": lambda n_in, n_out: (1 / n_in) ** 0.5 / 3**0.5,
+}
+
+
+@pytest.mark.parametrize("name", KERNEL_STDS)
+@pytest.mark.parametrize("layer", ["linear", "conv"])
+def test_kernel_inits_draw_the_seeds_statistics(name, layer):
+  n_in, n_out = (300, 200) if layer == "linear" else (5 * 5 * 12, 5 * 5 * 8)
+  inits = nn.initializers.layer_inits(name, n_in, std=0.05)
+  rngs = nnx.Rngs(0)
+  if layer == "linear":
+    module = nn.Linear(300, 200, **inits, rngs=rngs)
+  else:
+    module = nn.Conv(12, 8, 5, **inits, rngs=rngs)
+  kernel, bias = np.asarray(module.kernel[...]), np.asarray(module.bias[...])
+  std = KERNEL_STDS[name](n_in, n_out)
+  assert abs(kernel.std() / std - 1) < 0.03
+  assert abs(kernel.mean()) < 0.03 * std
+  if name == "pytorch":  # Uniform weights and biases, bound 1 / sqrt(n_in).
+    bound = n_in**-0.5
+    assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+    assert np.abs(bias).min() > 0
+  else:
+    np.testing.assert_array_equal(bias, 0)
+    # Untruncated normals: about 0.27% of draws lie beyond 3 std.
+    assert np.mean(np.abs(kernel) > 3 * std) > 0.001
+
+
+def test_default_kernel_init_is_flax_s_own():
+  assert nn.initializers.layer_inits("default", 300) == {}
+  ours = nn.Linear(30, 20, rngs=nnx.Rngs(3))
+  flax = nnx.Linear(30, 20, rngs=nnx.Rngs(3))
+  np.testing.assert_array_equal(ours.kernel[...], flax.kernel[...])
+  np.testing.assert_array_equal(ours.bias[...], flax.bias[...])
+
+
+@pytest.mark.parametrize(
+    ("name", "std", "message"),
+    [
+        (
+            "xavier",
+            None,
+            r"kernel_init='xavier' is unknown; use one of default",
+        ),
+        (
+            "normal",
+            None,
+            r"kernel_init='normal' needs .* init_std > 0, got None",
+        ),
+        ("normal", 0.0, r"init_std > 0, got 0.0"),
+    ],
+)
+def test_bad_kernel_init_raises_one_line(name, std, message):
+  with pytest.raises(ValueError, match=message) as info:
+    nn.initializers.layer_inits(name, 10, std)
+  assert "\n" not in str(info.value)

@@ -9,9 +9,20 @@ from jaxbp.models import outputs
 class ConvBNReLU(nnx.Module):
   """conv3x3 (stride 1, 'SAME', with bias) → BatchNorm → ReLU."""
 
-  def __init__(self, in_features, out_features, *, vjp, dtype, rngs):
+  def __init__(
+      self,
+      in_features,
+      out_features,
+      *,
+      kernel_init="default",
+      init_std=None,
+      vjp,
+      dtype,
+      rngs,
+  ):
     kw = dict(vjp=vjp, dtype=dtype, rngs=rngs)
-    self.conv = nn.Conv(in_features, out_features, 3, **kw)
+    inits = nn.initializers.layer_inits(kernel_init, 9 * in_features, init_std)
+    self.conv = nn.Conv(in_features, out_features, 3, **kw, **inits)
     self.bn = nn.BatchNorm(out_features, **kw)
     self.vjp = vjp
 
@@ -32,6 +43,8 @@ class VGG(nnx.Module):
   flattened as in Table 1; inputs of other sizes (any size ≥ 1, e.g. 28x28
   grayscale with ``in_channels=1``) leave a larger map, which is global-average
   pooled to 512 features, so the parameter count never depends on the size.
+  ``kernel_init`` (and ``init_std``) as in ``MLP``, for every conv and the
+  classifier.
   """
 
   def __init__(
@@ -40,20 +53,25 @@ class VGG(nnx.Module):
       *,
       in_channels=3,
       groups=VGG_TABLE1,
+      kernel_init="default",
+      init_std=None,
       vjp="manual",
       dtype=None,
       rngs,
   ):
     nn.check_vjp_mode(vjp)
+    nn.initializers.check(kernel_init, init_std)
     kw = dict(vjp=vjp, dtype=dtype, rngs=rngs)
+    init = dict(kernel_init=kernel_init, init_std=init_std)
     self.groups, width = _compat.List([]), in_channels
     for group in groups:
       blocks = _compat.List([])
       for features in group:
-        blocks.append(ConvBNReLU(width, features, **kw))
+        blocks.append(ConvBNReLU(width, features, **init, **kw))
         width = features
       self.groups.append(blocks)
-    self.classifier = nn.Linear(width, num_classes, **kw)
+    inits = nn.initializers.layer_inits(kernel_init, width, init_std)
+    self.classifier = nn.Linear(width, num_classes, **kw, **inits)
     self.vjp = vjp
 
   def __call__(self, x):
@@ -76,6 +94,10 @@ class SmallConvNet(nnx.Module):
   computed from ``image_size`` (an int or ``(height, width)``) given at
   construction: ``padding='VALID'`` (the tutorial's) needs images of at least
   14x14, ``padding='SAME'`` works for any size (e.g. 8x8 digits).
+
+  ``dropout`` (not in the tutorial; 0 leaves it out) drops the input of each
+  fully connected layer, in ``model.train()`` mode only. ``kernel_init`` (and
+  ``init_std``) as in ``MLP``; ``'pytorch'`` is the tutorial's own.
   """
 
   def __init__(
@@ -85,6 +107,9 @@ class SmallConvNet(nnx.Module):
       in_channels=3,
       image_size=32,
       padding="VALID",
+      dropout=0.0,
+      kernel_init="default",
+      init_std=None,
       vjp="manual",
       dtype=None,
       rngs,
@@ -100,12 +125,19 @@ class SmallConvNet(nnx.Module):
           f" image_size={image_size}: two conv5+pool2 stages leave nothing;"
           " use images of at least 14x14 or padding='SAME'."
       )
+    nn.initializers.check(kernel_init, init_std)
     kw = dict(vjp=vjp, dtype=dtype, rngs=rngs)
-    self.conv1 = nn.Conv(in_channels, 6, 5, padding=padding, **kw)
-    self.conv2 = nn.Conv(6, 16, 5, padding=padding, **kw)
-    self.fc1 = nn.Linear(16 * h * w, 120, **kw)
-    self.fc2 = nn.Linear(120, 84, **kw)
-    self.fc3 = nn.Linear(84, num_classes, **kw)
+    init = lambda fan_in: nn.initializers.layer_inits(
+        kernel_init, fan_in, init_std
+    )
+    conv = dict(padding=padding, **kw)
+    self.conv1 = nn.Conv(in_channels, 6, 5, **conv, **init(25 * in_channels))
+    self.conv2 = nn.Conv(6, 16, 5, **conv, **init(25 * 6))
+    self.fc1 = nn.Linear(16 * h * w, 120, **kw, **init(16 * h * w))
+    self.fc2 = nn.Linear(120, 84, **kw, **init(120))
+    self.fc3 = nn.Linear(84, num_classes, **kw, **init(84))
+    # Without dropout, rngs need no "dropout" stream.
+    self.dropout = nn.Dropout(dropout, vjp=vjp, rngs=rngs if dropout else None)
     self.vjp = vjp
 
   def __call__(self, x):
@@ -113,6 +145,7 @@ class SmallConvNet(nnx.Module):
     pool = lambda x: nn.max_pool2d(x, 2, 2, 0, vjp=self.vjp)
     x = pool(relu(self.conv1(x)))
     x = pool(relu(self.conv2(x)))
-    x = x.reshape(x.shape[0], -1)
-    x = relu(self.fc2(relu(self.fc1(x))))
+    x = self.dropout(x.reshape(x.shape[0], -1))
+    x = self.dropout(relu(self.fc1(x)))
+    x = self.dropout(relu(self.fc2(x)))
     return outputs.logits(self.fc3(x))

@@ -26,6 +26,10 @@ class MLP(nnx.Module):
 
   (dropout, if any, applies to :math:`f(\cdot)` before the sum), which needs at
   least three hidden layers and ``hidden_units[0] == hidden_units[2]``.
+
+  ``kernel_init`` names every Linear's initialization (with ``init_std`` for
+  ``'normal'``): one of ``nn.KERNEL_INITS``, see ``jaxbp.nn.initializers``;
+  ``'default'`` is Flax's (truncated-normal LeCun weights, zero biases).
   """
 
   def __init__(
@@ -39,6 +43,8 @@ class MLP(nnx.Module):
       residual=False,
       *,
       negative_slope=0.01,
+      kernel_init="default",
+      init_std=None,
       vjp="manual",
       dtype=None,
       rngs,
@@ -60,10 +66,16 @@ class MLP(nnx.Module):
           f" got hidden_units={hidden_units}."
       )
     nn.check_vjp_mode(vjp)
+    nn.initializers.check(kernel_init, init_std)
     widths = (in_features, *hidden_units)
     kw = dict(vjp=vjp, dtype=dtype, rngs=rngs)
+
+    def linear(i, o):
+      inits = nn.initializers.layer_inits(kernel_init, i, init_std)
+      return nn.Linear(i, o, **kw, **inits)
+
     self.hidden = _compat.List(
-        [nn.Linear(i, o, **kw) for i, o in itertools.pairwise(widths)]
+        [linear(i, o) for i, o in itertools.pairwise(widths)]
     )
     norms = {"batch": nn.BatchNorm, "layer": nn.LayerNorm}
     self.norms = _compat.List(
@@ -71,7 +83,7 @@ class MLP(nnx.Module):
     )
     # Without dropout, rngs need no "dropout" stream.
     self.dropout = nn.Dropout(dropout, vjp=vjp, rngs=rngs if dropout else None)
-    self.head = nn.Linear(widths[-1], num_classes, **kw)
+    self.head = linear(widths[-1], num_classes)
     self.activation, self.negative_slope = activation, negative_slope
     self.residual, self.vjp = residual, vjp
 

@@ -1,5 +1,6 @@
 """Flax NNX layers that own parameters and running statistics and call ops."""
 
+from jaxbp.nn import initializers
 from jaxbp.nn.dropout import Dropout
 from jaxbp.nn.functional import (
     ACTIVATIONS,
@@ -16,11 +17,13 @@ from jaxbp.nn.functional import (
     sigmoid,
     tanh,
 )
+from jaxbp.nn.initializers import KERNEL_INITS
 from jaxbp.nn.layers import Conv, Linear
 from jaxbp.nn.norm import BatchNorm, LayerNorm
 
 __all__ = [
     "ACTIVATIONS",
+    "KERNEL_INITS",
     "VJPS",
     "BatchNorm",
     "Conv",
@@ -31,6 +34,7 @@ __all__ = [
     "check_vjp_mode",
     "elu",
     "global_avg_pool",
+    "initializers",
     "leaky_relu",
     "listen",
     "max_pool2d",
