@@ -21,8 +21,9 @@ def signature(config, params=None, data_identity=None) -> dict:
 
   Without `params` and `data_identity` (`Dataset.identity`: name or folder,
   split sizes, class names) only the config part is built, before the data is
-  loaded; `Checkpointer.check_signature` compares the keys given. Data and
-  normalization keep a resumed run from mixing two data sets of one shape.
+  loaded; `Checkpointer.check_signature` compares the keys given. Data,
+  normalization, batch order and loss reduction keep a resumed run from
+  mixing two data sets of one shape or two protocols.
 
   `model.vjp` and `model.dtype` are left out: they change how the same
   parameters are computed with, so a run may resume with either value.
@@ -32,6 +33,10 @@ def signature(config, params=None, data_identity=None) -> dict:
       'model': {k: v for k, v in model.items() if k not in ('vjp', 'dtype')},
       'optimizer': config.optimizer,
       'normalization': config.normalization,
+      # How batches are drawn and the loss reduced: a resumed run under
+      # another protocol would mix two.
+      'batch_order': config.batch_order,
+      'loss_reduction': config.loss_reduction,
   }
   if data_identity is not None:
     result['data'] = data_identity
