@@ -6,7 +6,7 @@ import platform
 
 import jax
 
-from jaxbp.gradcheck import check
+from jaxbp.gradcheck import timing
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -17,7 +17,7 @@ def median_time(fn, *args, repeats: int = 20, warmup: int = 2) -> float:
 
 
 # One implementation, shared with `python -m jaxbp.gradcheck`'s timing column.
-median_times = check.median_times
+median_times = timing.median_times
 
 
 def residual_bytes(fn, *args) -> int:

@@ -14,7 +14,7 @@ from absl import app, flags
 
 from benchmarks import _timing
 from jaxbp import ops
-from jaxbp.ops import conv, pool
+from jaxbp.ops import _conv_impl, pool
 
 QUICK = flags.DEFINE_bool("quick", False, "Batch 8, 2 repeats: a smoke run.")
 # Table 1 at 32x32 input: groups of conv3x3 SAME, each followed by a 3x3/2
@@ -80,7 +80,7 @@ def _conv_rows(batch, repeats):
       w = _normal(k2, (3, 3, c_in, c_out), (9 * c_in) ** -0.5)
       b, dy = jnp.zeros(c_out), _normal(k3, (batch, size, size, c_out))
       t = _fwd_and_vjp(ops.conv2d, (x, w, b), dy, repeats)
-      impl = "/".join(conv.choose_impl(x.shape, w.shape))
+      impl = "/".join(_conv_impl.choose_impl(x.shape, w.shape))
       rows.append((f"conv3x3 {c_in}→{c_out} @{size}x{size}", impl, t))
       print(rows[-1], flush=True)
   return rows
@@ -164,10 +164,11 @@ def _markdown(batch, conv_rows, pool_rows, stack, command):
           f"Batch {batch}, NHWC float32, 32x32 input; medians in ms over rounds"
           " that alternate manual and autodiff; fwd+bwd = forward plus the"
           " backward of every input; autodiff differentiates the lax"
-          " formulation (`ops.plain`). The path column is `conv.choose_impl`'s"
-          " pick for y/dx/dw. The maps go 32→16→8→4→2 and the last max-pool"
-          " leaves 1x1x512 for the classifier, so no conv runs at 1x1. All"
-          " ratios come from this one run."
+          " formulation (`ops.plain`). The path column is"
+          " `_conv_impl.choose_impl`'s pick for y/dx/dw. The maps go"
+          " 32→16→8→4→2 and the last max-pool leaves 1x1x512 for the"
+          " classifier, so no conv runs at 1x1. All ratios come from this one"
+          " run."
       ),
       "",
       (

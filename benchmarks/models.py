@@ -13,7 +13,7 @@ from absl import app, flags
 from flax import nnx
 
 from benchmarks import _timing
-from jaxbp import models, ops
+from jaxbp import models, nn, ops
 
 QUICK = flags.DEFINE_bool("quick", False, "Batch 8, 2 repeats: a smoke run.")
 REPEATS = flags.DEFINE_integer("repeats", 10, "Timed rounds per model.")
@@ -51,8 +51,7 @@ MODELS = {
 
 def _loss_fn(vjp):
   """The loss with its hand-written backward, or autodiff's: as the model."""
-  loss = ops.softmax_cross_entropy
-  loss = loss if vjp == "manual" else ops.plain(loss)
+  loss = nn.select(ops.softmax_cross_entropy, vjp)
   return lambda model, x, labels: loss(model(x), labels)
 
 

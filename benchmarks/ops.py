@@ -1,7 +1,8 @@
 """Times each op's hand-written backward against autodiff of its plain forward.
 
 Run: python -m benchmarks.ops [--quick]. Writes the `ops` section of
-docs/benchmarks.md. Both sides are jitted and measured in the same run.
+docs/benchmarks.md. Both sides are jitted and measured in the same run. The
+rows are the `bench` shapes of the op table, jaxbp/gradcheck/table.py.
 """
 
 import re
@@ -12,43 +13,14 @@ import jax.numpy as jnp
 from absl import app, flags
 
 from benchmarks import _timing
-from jaxbp import gradcheck, ops
+from jaxbp import gradcheck
+from jaxbp.gradcheck import table
 
 QUICK = flags.DEFINE_bool(
     "quick", False, "Small sizes, 3 repeats: a smoke run."
 )
 REPEATS = flags.DEFINE_integer("repeats", 30, "Timed calls per measurement.")
 
-VGG_EARLY, VGG_LATE = (128, 32, 32, 64), (128, 4, 4, 512)
-# (label, op, argument shapes or integer-label specs, hyperparameters);
-# MLP layers at batch 200, VGG activations at batch 128.
-ROWS = [
-    ("linear 3072→100", ops.linear, [(200, 3072), (3072, 100), (100,)], {}),
-    ("linear 100→10", ops.linear, [(200, 100), (100, 10), (10,)], {}),
-    ("relu", ops.relu, [VGG_EARLY], {}),
-    ("relu", ops.relu, [VGG_LATE], {}),
-    ("leaky_relu", ops.leaky_relu, [VGG_EARLY], {"negative_slope": 0.02}),
-    ("elu", ops.elu, [VGG_EARLY], {}),
-    ("tanh", ops.tanh, [(200, 100)], {}),
-    ("sigmoid", ops.sigmoid, [(200, 100)], {}),
-    ("softmax", ops.softmax, [(200, 10)], {}),
-    ("softmax", ops.softmax, [(128, 1000)], {}),
-    ("log_softmax", ops.log_softmax, [(128, 1000)], {}),
-    ("cross_entropy", ops.cross_entropy, [(200, 10), (200, 10)], {}),
-    ("softmax_cross_entropy", ops.softmax_cross_entropy,
-     [(200, 10), ("labels", 200, 10)], {}),
-    ("softmax_cross_entropy", ops.softmax_cross_entropy,
-     [(128, 1000), ("labels", 128, 1000)], {}),
-    ("batch_norm", ops.batch_norm, [VGG_EARLY, (64,), (64,)], {}),
-    ("batch_norm", ops.batch_norm, [VGG_LATE, (512,), (512,)], {}),
-    ("batch_norm", ops.batch_norm, [(200, 100), (100,), (100,)], {}),
-    ("layer_norm", ops.layer_norm, [(200, 100), (100,), (100,)], {}),
-    ("layer_norm", ops.layer_norm, [(4096, 512), (512,), (512,)], {}),
-    ("divide", ops.divide, [(200, 3072), (1, 3072)], {}),
-    ("normalize", ops.normalize, [(200, 3072)], {}),
-    ("expand", ops.expand, [(200, 100)], {"n": 10}),
-    ("dropout", ops.dropout, [VGG_EARLY, "key"], {"rate": 0.5}),
-]  # fmt: skip
 # Ops whose backward alone is also timed (goal: <= 0.8x autodiff's).
 BWD_GOAL = {"batch_norm": 0.8, "layer_norm": 0.8}
 
@@ -58,21 +30,16 @@ def _shrink(shape):
   return tuple(min(n, 16) for n in shape)
 
 
-def _args(specs, quick):
-  key, args = jax.random.key(0), []
-  for spec in specs:
-    key, sub = jax.random.split(key)
-    if spec == "key":
-      args.append(sub)
-    elif spec[0] == "labels":
-      n, c = _shrink(spec[1:]) if quick else spec[1:]
-      args.append(jax.random.randint(sub, (n,), 0, c))
-    else:
-      shape = _shrink(spec) if quick else spec
-      x = jax.random.uniform(sub, shape, jnp.float32, 0.5, 1.5)
-      # Positive, row-normalized inputs suit every op (probs for CE).
-      args.append(x / jnp.sum(x, -1, keepdims=True) if len(shape) > 1 else x)
-  return args
+def _rows():
+  """(case, shapes) for every benchmark row of the op table."""
+  return [(case, shapes) for case in table.CASES for shapes in case.bench]
+
+
+def _args(case, shapes, quick):
+  """The row's arguments, float ones in float32 on the default device."""
+  if quick:
+    shapes = tuple(map(_shrink, shapes))
+  return case.build(dtype=jnp.float32, shapes=shapes)
 
 
 def _programs(fn, args, dy):
@@ -102,12 +69,13 @@ def _hlo(call) -> str:
   )
 
 
-def _row(label, op, specs, static, quick, repeats):
-  args = _args(specs, quick)
-  manual = lambda *a: op(*a, **static)
-  plain = lambda *a: ops.plain(op)(*a, **static)
+def _row(case, shapes, quick, repeats):
+  args = _args(case, shapes, quick)
+  manual, plain, label = case.fn, case.plain, case.name
   y = manual(*args)
-  dy = jax.random.normal(jax.random.key(1), y.shape, y.dtype)
+  dy = jax.tree.map(
+      lambda y: jax.random.normal(jax.random.key(1), y.shape, y.dtype), y
+  )
   m, a = _programs(manual, args, dy), _programs(plain, args, dy)
   step_m, step_a, bwd_m, bwd_a = (
       1e3 * t
@@ -138,8 +106,8 @@ def main(argv: Sequence[str]) -> None:
   )
   lines = [header]
   print(header)
-  for label, op, specs, static in ROWS:
-    lines.append(_row(label, op, specs, static, quick, repeats))
+  for case, shapes in _rows():
+    lines.append(_row(case, shapes, quick, repeats))
     print(lines[-1], flush=True)
   command = "python -m benchmarks.ops" + (" --quick" if quick else "")
   _timing.write_section(

@@ -14,12 +14,19 @@ def get_config() -> ml_collections.ConfigDict:
   # Data (read by train/input_pipeline.py).
   config.dataset = 'digits'  # tfds name | 'image_folder:PATH' | 'digits'
   config.data_dir = ml_collections.FieldReference(None, field_type=str)
-  config.normalization = 'per_channel'  # 'mean_image' | 'per_channel' | 'unit'
+  # 'per_channel': (x/255 - channel mean) / channel std | 'unit': x/255 |
+  # 'mean_image': x/255 - mean image | 'raw': x (0..255) | 'raw_mean_image':
+  # x - mean image, on the 0..255 scale (see input_pipeline.make_normalizer).
+  config.normalization = 'per_channel'
   config.random_crop_padding = 0  # 0 = no random crop
   config.random_flip = False
   config.validation_size = 0  # >0: evaluate on this many held-out train images
   config.image_size = ml_collections.FieldReference(None, field_type=int)
   config.seed = 42
+  # 'shuffle': a fresh permutation each epoch | 'in_order': batch i of each
+  # epoch is examples [i B, (i + 1) B) | 'sample': each batch drawn with
+  # replacement from (seed, step). All drop an epoch's last partial batch.
+  config.batch_order = 'shuffle'
   # Optimization.
   config.optimizer = 'sgd'  # 'sgd' | 'momentum' | 'adam' | 'adamw'
   config.learning_rate = 1e-3
@@ -33,6 +40,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.decay_boundaries = (0.5, 0.75)  # 'piecewise': fractions of max_steps
   config.decay_factor = 0.1  # 'piecewise': lr multiplier at each boundary
   config.label_smoothing = 0.0
+  # The loss the gradient is taken of: 'mean' over the batch | 'sum' (batch
+  # size times the gradient, as vugrad steps: its learning rate then applies as
+  # it is; weight decay is not scaled). Logged train losses stay per-example
+  # means.
+  config.loss_reduction = 'mean'
   config.batch_size = 128
   config.max_steps = 1000
   # Evaluation, checkpoints, logging.
@@ -57,6 +69,10 @@ def mlp_model(**overrides) -> ml_collections.ConfigDict:
       ),  # batch|layer
       'dropout': 0.0,  # in [0, 1)
       'residual': False,  # adds hidden layer 1 to hidden layer 3
+      # default (Flax's truncated LeCun normal) | lecun | kaiming | normal |
+      # vugrad | pytorch; see jaxbp/nn/initializers.py.
+      'kernel_init': 'default',
+      'init_std': 0.01,  # kernel_init=normal only: the weights' std
       'vjp': 'manual',  # manual (hand-written backward) | autodiff
       'dtype': 'float32',  # float32 | bfloat16 (compute; params stay float32)
   })
@@ -74,6 +90,9 @@ def convnet_model(name: str = 'vgg', **overrides) -> ml_collections.ConfigDict:
       'name': name,  # vgg | small_convnet
       'groups': VGG_TABLE1,  # vgg only: widths per group, a max-pool after each
       'padding': 'VALID',  # small_convnet only: SAME for images under 14x14
+      'dropout': 0.0,  # small_convnet only: before each fully connected layer
+      'kernel_init': 'default',  # as in mlp_model
+      'init_std': 0.01,  # kernel_init=normal only
       'vjp': 'manual',
       'dtype': 'float32',
   })

@@ -16,7 +16,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxbp import models
+from jaxbp import models, nn
 from train import (
     checkpoint,
     distributed,
@@ -34,6 +34,7 @@ PADDINGS = ('SAME', 'VALID')
 
 def _mlp(m, image_shape, num_classes, **kw):
   keys = ('activation', 'negative_slope', 'norm', 'dropout', 'residual')
+  keys += ('kernel_init', 'init_std')
   return models.MLP(
       math.prod(image_shape),
       tuple(m['hidden_units']),
@@ -45,6 +46,7 @@ def _mlp(m, image_shape, num_classes, **kw):
 
 def _vgg(m, image_shape, num_classes, **kw):
   groups, channels = m['groups'], image_shape[2]
+  kw |= {k: m[k] for k in ('kernel_init', 'init_std')}
   return models.VGG(num_classes, in_channels=channels, groups=groups, **kw)
 
 
@@ -55,6 +57,7 @@ def _small_convnet(m, image_shape, num_classes, **kw):
       in_channels=channels,
       image_size=(height, width),
       padding=padding,
+      **{k: m[k] for k in ('dropout', 'kernel_init', 'init_std')},
       **kw,
   )
 
@@ -109,19 +112,35 @@ def validate(model_config) -> None:
   check_family(model_config.name)
   _one_of('vjp', model_config.vjp, VJPS)
   _one_of('dtype', model_config.dtype, tuple(DTYPES))
+  _check_init(model_config)
+  _check_dropout(model_config)
   if model_config.name == 'mlp':
     _positive_ints('hidden_units', tuple(model_config.hidden_units))
-    # The op and the layer take rates in [0, 1); 1 would drop everything.
-    if not 0 <= model_config.dropout < 1:
-      raise ValueError(
-          f'config.model.dropout must be in [0, 1), got {model_config.dropout}.'
-      )
   if model_config.name == 'vgg':
     _positive_ints('groups', [len(g) for g in model_config.groups])
     for group in model_config.groups:
       _positive_ints('groups', tuple(group))
   if model_config.name == 'small_convnet':
     _one_of('padding', model_config.padding, PADDINGS)
+
+
+def _check_init(model_config):
+  try:
+    nn.initializers.check(model_config.kernel_init, model_config.init_std)
+  except ValueError as e:
+    raise ValueError(f'config.model.{e}') from None
+
+
+def _check_dropout(model_config):
+  rate = model_config.dropout
+  if model_config.name == 'vgg' and rate:
+    raise ValueError(
+        f"config.model.dropout={rate}: vgg has no dropout (the seeds' Table 1"
+        ' has none); use 0, or model.name=small_convnet or mlp.'
+    )
+  # The op and the layer take rates in [0, 1); 1 would drop everything.
+  if not 0 <= rate < 1:
+    raise ValueError(f'config.model.dropout must be in [0, 1), got {rate}.')
 
 
 def model(model_config, image_shape, num_classes: int, seed: int):
@@ -175,6 +194,7 @@ def validate_config(config) -> optim.Settings:
       )
   validate(config.model)
   input_pipeline.validate(config)
+  steps.validate(config)
   return optim.Settings.from_config(config)
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 
 import jax
@@ -22,8 +23,9 @@ def signature(config, params=None, data_identity=None) -> dict:
 
   Without `params` and `data_identity` (`Dataset.identity`: name or folder,
   split sizes, class names) only the config part is built, before the data is
-  loaded; `Checkpointer.check_signature` compares the keys given. Data and
-  normalization keep a resumed run from mixing two data sets of one shape.
+  loaded; `Checkpointer.check_signature` compares the keys given. Data,
+  normalization, batch order and loss reduction keep a resumed run from
+  mixing two data sets of one shape or two protocols.
 
   `model.vjp` and `model.dtype` are left out: they change how the same
   parameters are computed with, so a run may resume with either value.
@@ -33,6 +35,10 @@ def signature(config, params=None, data_identity=None) -> dict:
       'model': {k: v for k, v in model.items() if k not in ('vjp', 'dtype')},
       'optimizer': config.optimizer,
       'normalization': config.normalization,
+      # How batches are drawn and the loss reduced: a resumed run under
+      # another protocol would mix two.
+      'batch_order': config.batch_order,
+      'loss_reduction': config.loss_reduction,
   }
   if data_identity is not None:
     result['data'] = data_identity
@@ -70,15 +76,19 @@ def _quiet_orbax():
     handler.addFilter(drop)
   previous_hook = sys.unraisablehook
   sys.unraisablehook = lambda unraisable: None
+  # Orbax's background save threads print their failure too.
+  previous_thread_hook = threading.excepthook
+  threading.excepthook = lambda args: None
   try:
     yield
-  except BaseException:
-    gc.collect()  # Reports the unawaited coroutines now, while quiet.
-    raise
   finally:
+    # A failed read leaves unawaited coroutines, also where the caller caught
+    # the error inside this block: collect them now, while still quiet.
+    gc.collect()
     for handler in handlers:
       handler.removeFilter(drop)
     sys.unraisablehook = previous_hook
+    threading.excepthook = previous_thread_hook
 
 
 def _reason(e: BaseException) -> str:
@@ -252,9 +262,15 @@ class Checkpointer:
   def __enter__(self):
     return self
 
-  def __exit__(self, *exc_info):
-    self.close()
+  def __exit__(self, exc_type, exc, traceback):
+    try:
+      self.close()
+    except Exception:
+      if exc_type is None:
+        raise
+      # The error in flight (e.g. a full disk) is the one to report.
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
-    self.manager.close()
+    with _quiet_orbax():
+      self.manager.wait_until_finished()
+      self.manager.close()

@@ -8,7 +8,7 @@ import numpy as np
 
 from train import image_folder, tfds_data
 
-_NORMALIZATIONS = ('mean_image', 'per_channel', 'unit')
+_NORMALIZATIONS = ('mean_image', 'per_channel', 'unit', 'raw', 'raw_mean_image')
 _FOLDER_PREFIX = 'image_folder:'
 
 

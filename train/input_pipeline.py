@@ -15,6 +15,10 @@ import numpy as np
 from train import datasets
 
 _SHUFFLE_STREAM = 0x5EED  # Folded into the key of `batch_indices`.
+_SAMPLE_STREAM = 0x5A3B1E  # The same, for batch_order='sample'.
+
+NORMALIZATIONS = ('per_channel', 'unit', 'mean_image', 'raw', 'raw_mean_image')
+BATCH_ORDERS = ('shuffle', 'in_order', 'sample')
 
 validate = datasets.validate
 load = datasets.load
@@ -33,28 +37,36 @@ def make_normalizer(
     image (one value per pixel and channel).
   - ``'per_channel'``: :math:`(u - \mu_c) / \sigma_c`, with the mean and
     standard deviation of each channel over all images and pixels.
+
+  The seeds' literal scales keep the pixels' 0..255 range:
+
+  - ``'raw'``: :math:`x` as float (vugrad's MNIST).
+  - ``'raw_mean_image'``: :math:`x - \bar{x}` (the 2019 NumPy MLP's
+    ``cifar10_utils``: float32 pixels minus the mean training image).
   """
-  if kind == 'unit':
+  divisor = 1.0 if kind in ('raw', 'raw_mean_image') else 255.0
+  if kind in ('unit', 'raw'):
     shift, scale = np.zeros(()), np.ones(())
-  elif kind == 'mean_image':
-    shift, scale = _mean_image(train_images), np.ones(())
+  elif kind in ('mean_image', 'raw_mean_image'):
+    shift, scale = _mean_image(train_images) / divisor, np.ones(())
   elif kind == 'per_channel':
     shift, scale = _channel_mean_std(train_images)
   else:
     raise ValueError(
-        f'normalization {kind!r}: expected mean_image, per_channel or unit'
+        f'normalization {kind!r}: expected one of {", ".join(NORMALIZATIONS)}'
     )
   shift = jnp.asarray(shift, jnp.float32)
   inv_scale = jnp.asarray(1.0 / scale, jnp.float32)
 
   def normalize(x: jax.Array) -> jax.Array:
-    return (x.astype(jnp.float32) / 255.0 - shift) * inv_scale
+    # Division by 1.0 is exact: 'raw' keeps the integer pixel values.
+    return (x.astype(jnp.float32) / divisor - shift) * inv_scale
 
   return normalize
 
 
 def _mean_image(images):
-  return images.mean(axis=0, dtype=np.float64) / 255.0
+  return images.mean(axis=0, dtype=np.float64)
 
 
 def _channel_mean_std(images):
@@ -100,22 +112,31 @@ def augment(key, images, padding: int, flip: bool) -> jax.Array:
 
 
 def batch_indices(
-    seed: int, step: int, batch_size: int, num_examples: int
+    seed: int,
+    step: int,
+    batch_size: int,
+    num_examples: int,
+    order: str = 'shuffle',
 ) -> jax.Array:
   """The indices of the training examples of step `step`; jittable.
 
-  Epoch `e = step // (num_examples // batch_size)` visits the examples in a
-  fresh pseudo-random order drawn from `(seed, e)`; its remainder is dropped.
-  The batch is a pure function of its arguments, so a resumed run sees
-  exactly the batches of an uninterrupted one without any iterator state.
-  Only the `batch_size` positions needed are evaluated (see `_shuffle`): a
-  full `jax.random.permutation` is a sort costing 25-80 ms a step on CPU.
+  With `order='shuffle'`, epoch `e = step // (num_examples // batch_size)`
+  visits the examples in a fresh pseudo-random order drawn from `(seed, e)`;
+  its remainder is dropped. Only the `batch_size` positions needed are
+  evaluated (see `_shuffle`): a full `jax.random.permutation` is a sort
+  costing 25-80 ms a step on CPU. `'in_order'` takes the same positions of
+  the unshuffled split (vugrad's loop, less its partial last batch);
+  `'sample'` draws each index uniformly, with replacement, from
+  `(seed, step)`. The batch is a pure function of its arguments, so a resumed
+  run sees exactly the batches of an uninterrupted one without any iterator
+  state.
 
   Args:
     seed: an integer (or integer array) seeding the shuffle.
     step: the global step, a Python int or a traced integer.
     batch_size: static; at most `num_examples`.
     num_examples: static; the size of the train split.
+    order: static; one of `BATCH_ORDERS`.
 
   Returns:
     An int32 array of shape `(batch_size,)`.
@@ -125,11 +146,21 @@ def batch_indices(
         f'batch_size={batch_size}: expected between 1 and the number of'
         f' training examples ({num_examples})'
     )
+  if order == 'sample':
+    key = jax.random.fold_in(jax.random.key(seed), _SAMPLE_STREAM)
+    key = jax.random.fold_in(key, step)
+    return jax.random.randint(key, (batch_size,), 0, num_examples, jnp.int32)
   epoch, position = jnp.divmod(step, num_examples // batch_size)
+  i = position * batch_size + jnp.arange(batch_size)
+  if order == 'in_order':
+    return i.astype(jnp.int32)
+  if order != 'shuffle':
+    raise ValueError(
+        f'batch order {order!r}: expected one of {", ".join(BATCH_ORDERS)}'
+    )
   # A stream of its own, so keys the loop derives from `seed` never repeat it.
   key = jax.random.fold_in(jax.random.key(seed), _SHUFFLE_STREAM)
   key = jax.random.fold_in(key, epoch)
-  i = position * batch_size + jnp.arange(batch_size)
   return _shuffle(key, i.astype(jnp.uint32), num_examples).astype(jnp.int32)
 
 

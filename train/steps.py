@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding
 
-from jaxbp import ops
+from jaxbp import nn, ops
 from train import distributed, input_pipeline
 
 
@@ -34,6 +34,8 @@ class Hparams:
   label_smoothing: float = 0.0
   random_crop_padding: int = 0
   random_flip: bool = False
+  batch_order: str = 'shuffle'  # see input_pipeline.batch_indices
+  loss_reduction: str = 'mean'  # see `train_loss`
 
   @classmethod
   def from_config(cls, config, num_classes: int) -> 'Hparams':
@@ -87,8 +89,39 @@ def start_state(model_and_optimizer, ckpt, replicated, signature) -> tuple:
 
 def loss_fn(vjp: str):
   """The training loss, with the hand-written backward or autodiff's."""
-  loss = ops.softmax_cross_entropy
-  return loss if vjp == 'manual' else ops.plain(loss)
+  return nn.select(ops.softmax_cross_entropy, vjp)
+
+
+LOSS_REDUCTIONS = ('mean', 'sum')
+
+
+def validate(config) -> None:
+  """Checks the loss reduction and batch order; a one-line ValueError."""
+  for key, allowed in (
+      ('loss_reduction', LOSS_REDUCTIONS),
+      ('batch_order', input_pipeline.BATCH_ORDERS),
+  ):
+    if config[key] not in allowed:
+      raise ValueError(
+          f'config.{key}={config[key]!r}: expected one of {", ".join(allowed)}'
+      )
+
+
+def train_loss(hp: Hparams, logits, targets) -> tuple[jax.Array, jax.Array]:
+  r"""(the loss to differentiate, the per-example mean loss) of a batch.
+
+  With :math:`\ell_i` example :math:`i`'s loss in a batch of :math:`B`,
+  ``'mean'`` differentiates :math:`\frac{1}{B} \sum_i \ell_i` and ``'sum'``
+  :math:`\sum_i \ell_i = B \cdot \mathrm{mean}`, so its gradient is
+  :math:`B` times larger (vugrad's, whose learning rate then applies
+  unconverted; the NumPy seeds average). :math:`B` is the global batch,
+  whatever the mesh. The mean's backward is the op's own (``hp.vjp``); the
+  constant factor is the step's.
+  """
+  mean = loss_fn(hp.vjp)(logits, targets)
+  if hp.loss_reduction == 'sum':
+    return mean * logits.shape[0], mean
+  return mean, mean
 
 
 def _batch(hp, net, step, images, labels):
@@ -96,7 +129,7 @@ def _batch(hp, net, step, images, labels):
   key = jax.random.fold_in(jax.random.key(hp.seed), step)
   augment_key, dropout_key = jax.random.split(key)
   idx = input_pipeline.batch_indices(
-      hp.seed, step, hp.batch_size, images.shape[0]
+      hp.seed, step, hp.batch_size, images.shape[0], hp.batch_order
   )
   x = jax.lax.with_sharding_constraint(images[idx], net.batch_sharding)
   y = jax.lax.with_sharding_constraint(labels[idx], net.batch_sharding)
@@ -128,9 +161,10 @@ def train_step(hp: Hparams, net: Network, rngs, state, sums, step, images, y):
   def loss(model):
     # bf16 models still hand float32 logits to the softmax and the loss.
     logits = model(x).astype(jnp.float32)
-    return loss_fn(hp.vjp)(logits, targets), logits
+    value, mean = train_loss(hp, logits, targets)
+    return value, (mean, logits)
 
-  (value, logits), grads = nnx.value_and_grad(loss, has_aux=True)(model)
+  (_, (value, logits)), grads = nnx.value_and_grad(loss, has_aux=True)(model)
   optimizer.update(model, grads)
   first_bad = jnp.where(
       (sums['nonfinite_step'] < 0) & ~jnp.isfinite(value),

@@ -15,11 +15,10 @@ import os
 import re
 
 import ml_collections
-import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from train import loop
+from train import loop, metrics, study_report
 
 CIFAR10_TRAIN = 50_000
 PANELS = ('train_accuracy', 'test_accuracy', 'train_loss', 'test_loss')
@@ -134,14 +133,6 @@ def variants(cfg, only=(), shared=None) -> list[Result]:
   return results
 
 
-def _records(workdir: str) -> list[dict]:
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
 def _check_same_settings(result: Result, workdir: str) -> None:
   """Refuses to mix a variant's earlier run with other settings."""
   path = os.path.join(workdir, 'variant.json')
@@ -168,7 +159,7 @@ def train_variant(result: Result, workdir: str, progress=None) -> bool:
   cfg = result.config
   os.makedirs(workdir, exist_ok=True)
   _check_same_settings(result, workdir)
-  done = _records(workdir)
+  done = metrics.read(os.path.join(workdir, 'metrics.jsonl'))
   last = done[-1]['step'] if done else 0
   if last > cfg.max_steps:
     raise ValueError(
@@ -190,7 +181,7 @@ def train_variant(result: Result, workdir: str, progress=None) -> bool:
     else:
       if run.step < cfg.max_steps:
         return False
-  result.records = _records(workdir)
+  result.records = metrics.read(os.path.join(workdir, 'metrics.jsonl'))
   return True
 
 
@@ -210,102 +201,6 @@ def best_of(study_dir: str) -> tuple[str, dict, float]:
   return top['name'], top['overrides'], top['best_accuracy']
 
 
-def summarize(result: Result, reference: Result | None) -> dict:
-  """One row of results.json: the final and best evaluation, time, speed."""
-  rows = result.records
-  best = max(rows, key=lambda r: r['test_accuracy']) if rows else {}
-  theirs = {
-      r['step']: r['test_loss']
-      for r in (reference.records if reference else ())
-  }
-  gaps = [
-      abs(r['test_loss'] - theirs[r['step']])
-      for r in rows
-      if r['step'] in theirs
-  ]
-  return {
-      'name': result.name,
-      'overrides': result.overrides,
-      'status': result.status,
-      'final_accuracy': rows[-1]['test_accuracy'] if rows else None,
-      'best_accuracy': best.get('test_accuracy'),
-      'best_epoch': best.get('epoch'),
-      'wall_time': rows[-1]['wall_time'] if rows else None,
-      'images_per_sec': (
-          float(np.median([r['images_per_sec'] for r in rows]))
-          if rows
-          else None
-      ),
-      'max_test_loss_gap': max(gaps) if gaps else None,
-  }
-
-
-def _label(panel: str, cfg) -> str:
-  split, metric = panel.split('_', 1)
-  if split == 'test' and cfg.validation_size:
-    split = 'validation'
-  return f'{split} {"cross-entropy loss" if metric == "loss" else metric}'
-
-
-def plot(results: list[Result], panel: str, path: str, title: str) -> None:
-  """One panel: `panel` over epochs, a line per variant that has records."""
-  import matplotlib  # Only the end of a study needs it.
-
-  matplotlib.use('Agg')
-  from matplotlib import pyplot as plt
-
-  fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  for r in results:
-    if r.records:
-      epochs = [row['epoch'] for row in r.records]
-      ax.plot(
-          epochs, [row[panel] for row in r.records], 'o-', ms=3, label=r.name
-      )
-  label = _label(panel, next(r.config for r in results if r.config))
-  ax.set(xlabel='epoch', ylabel=label, title=f'{title}: {label}')
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize='small')
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-
-
-def _cell(value, fmt='{:.4f}'):
-  return '—' if value is None else fmt.format(value)
-
-
-def table(rows: list[dict], cfg, reference: str) -> str:
-  """results.md's table: a row per variant."""
-  split = 'validation' if cfg.validation_size else 'test'
-  head = [
-      'variant',
-      'overrides',
-      f'final {split} acc',
-      f'best {split} acc',
-      'best at epoch',
-      'wall time',
-      'images/s',
-  ]
-  if reference:
-    head.append(f'max abs test-loss gap to {reference}')
-  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-  for row in rows:
-    done = row['status'] == 'done'
-    cells = [
-        row['name'],
-        ', '.join(f'`{k}={v}`' for k, v in row['overrides'].items()) or '—',
-        _cell(row['final_accuracy']) if done else row['status'],
-        _cell(row['best_accuracy']),
-        _cell(row['best_epoch'], '{:.1f}'),
-        _cell(row['wall_time'], '{:.0f} s'),
-        _cell(row['images_per_sec'], '{:.0f}'),
-    ]
-    if reference:
-      cells.append(_cell(row['max_test_loss_gap'], '{:.2e}'))
-    lines.append('| ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines)
-
-
 def run(cfg, workdir: str, *, name='', only=(), progress=None) -> list[dict]:
   """Runs the selected variants, then writes the panels and results.md."""
   name = name or os.path.basename(os.path.normpath(workdir))
@@ -320,30 +215,10 @@ def run(cfg, workdir: str, *, name='', only=(), progress=None) -> list[dict]:
           ' the same command to resume the study.'
       )
   ref = next((r for r in results if r.name == cfg.study.reference), None)
-  rows = [summarize(r, ref if r is not ref else None) for r in results]
-  with open(os.path.join(workdir, 'results.json'), 'w') as f:
-    json.dump({'study': name, 'variants': rows}, f, indent=2)
-  if any(r.records for r in results):
-    for panel in cfg.study.panels:
-      plot(results, panel, os.path.join(workdir, f'{panel}.png'), name)
-  text = [
-      f'# Study `{name}` (base config `{cfg.study.base}`)',
-      '',
-      (
-          f'Data `{cfg.dataset}`, {cfg.max_steps} steps of batch'
-          f' {cfg.batch_size}, seed {cfg.seed}.'
-      ),
+  rows = [
+      study_report.summarize(r, ref if r is not ref else None) for r in results
   ]
-  if picked:
-    text.append(
-        f'Shared: the best variant of {cfg.study.best_of}, {picked[0]!r}'
-        f' (best accuracy {picked[2]:.4f}): {picked[1]}.'
-    )
-  text += ['', table(rows, cfg, cfg.study.reference), '']
-  text += [f'![{p}]({p}.png)' for p in cfg.study.panels]
-  with open(os.path.join(workdir, 'results.md'), 'w') as f:
-    f.write('\n'.join(text) + '\n')
-  print(f'wrote {os.path.join(workdir, "results.md")}', flush=True)
+  study_report.write(results, rows, cfg, workdir, name, picked)
   return rows
 
 

@@ -127,7 +127,10 @@ def _read_data_sources(sources, image_key, label_key):
 
 def _read_with_tensorflow(builder, name):
   """Both splits through `as_dataset`, preparing them first if needed."""
+  import tensorflow as tf
   import tensorflow_datasets as tfds
+
+  _keep_tensorflow_off_accelerators(tf)
 
   try:
     # Reads nothing yet; tfds.testing.mock_data replaces it, so mocked and
@@ -146,3 +149,11 @@ def _read_with_tensorflow(builder, name):
     images, labels = map(np.concatenate, zip(*tfds.as_numpy(ds), strict=True))
     splits.append((images, labels.astype(np.int32)))
   return splits
+
+
+def _keep_tensorflow_off_accelerators(tf) -> None:
+  """TF only decodes here; the GPU belongs to JAX (TF would reserve its memory)."""
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError:  # TF's devices were initialized already, by the user.
+    pass

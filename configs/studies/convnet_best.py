@@ -6,10 +6,10 @@ run with its default --workdir), takes the variant with the highest
 validation accuracy and shares its learning rate and momentum with every
 variant here; results.md names the variant it took. Variants: that SGD
 setting as is (dropout 0); Adam at its usual 1e-3; SGD with dropout 0.1 and
-0.3. SmallConvNet has no dropout yet, so the dropout variants are listed as
-not run until `model.dropout` exists for it. The test split stays untouched;
-for the final test accuracy of the chosen setting, rerun it with
-`--config.validation_size=0` in another --workdir.
+0.3 (`model.dropout`: on the input of each fully connected layer, in training
+only). The test split stays untouched; for the final test accuracy of the
+chosen setting, rerun it with `--config.validation_size=0` in another
+--workdir.
 
   python -m train.study --config configs/studies/convnet.py \
       --config.dataset=image_folder:../shared/data/cifar10
@@ -28,7 +28,6 @@ def get_config():
       'vgg',
       overrides=convnet.STAGE_ONE,
       best_of='runs/studies/convnet',
-      pending=('model.dropout',),
       variants=[
           ('sgd', {}),
           ('adam', {'optimizer': 'adam', 'learning_rate': 1e-3}),

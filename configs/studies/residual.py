@@ -1,7 +1,8 @@
 r"""vugrad's depth experiment: two vs three hidden layers vs three with h1 -> h3.
 
-configs/mnist_mlp.py (the mini-autodiff MNIST protocol: sigmoid, SGD, batch
-128, 20 epochs, 5,000 training images held out for validation) with hidden
+configs/mnist_mlp.py (vugrad's MNIST protocol: sigmoid, raw pixels, vugrad's
+initialization, SGD at 1e-4 on the summed loss, batch 128, batches in order,
+20 epochs, 5,000 training images held out for validation) with hidden
 layers (256, 256), (256, 256, 256), and (256, 256, 256) with the first hidden
 layer's output added to the third's (`model.residual`). The widths are ours;
 the protocol's other settings follow configs/mnist_mlp.py, whatever it holds.

@@ -1,10 +1,8 @@
 """check_vjp: a hand-written backward against autodiff and finite differences."""
 
-import dataclasses
+import contextlib
 import functools
 import inspect
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,48 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import ops
-
-
-class GradientCheckError(AssertionError):
-  """A hand-written backward disagrees with autodiff or finite differences."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ArgErrors:
-  """Max errors of one differentiated argument's cotangent.
-
-  Relative errors are normwise: the max absolute error divided by the max
-  magnitude of the trusted value (autodiff, resp. the finite differences).
-  """
-
-  name: str
-  shape: tuple[int, ...]
-  autodiff_abs: float
-  autodiff_rel: float
-  fd_abs: float
-  fd_rel: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-  """What :func:`check_vjp` measured, one entry per differentiated argument."""
-
-  op: str
-  args: tuple[ArgErrors, ...]
-  failures: tuple[str, ...]
-
-  @property
-  def ok(self) -> bool:
-    return not self.failures
-
-  @property
-  def autodiff_rel(self) -> float:
-    return max((a.autodiff_rel for a in self.args), default=0.0)
-
-  @property
-  def fd_rel(self) -> float:
-    return max((a.fd_rel for a in self.args), default=0.0)
+from jaxbp import _compat, ops
+from jaxbp.gradcheck import results
 
 
 def _name(fn) -> str:
@@ -71,17 +29,7 @@ def _arg_names(fn, n: int) -> list[str]:
 
 def is_float(x) -> bool:
   """Whether `x` has a floating dtype, and so gets a cotangent."""
-  return jnp.issubdtype(jnp.result_type(x), jnp.floating)
-
-
-def _max_abs(x) -> float:
-  x = np.asarray(x)
-  return float(np.max(np.abs(x))) if x.size else 0.0
-
-
-def _errors(got, want) -> tuple[float, float]:
-  err = _max_abs(np.asarray(got) - np.asarray(want))
-  return err, err / max(_max_abs(want), np.finfo(np.float64).tiny)
+  return x is not None and jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
 
 def _restrict(f, args, argnums):
@@ -123,6 +71,7 @@ def check_vjp(
     argnums: Sequence[int] | None = None,
     static: dict[str, Any] | None = None,
     reference: Callable | None = None,
+    dtype=jnp.float64,
     rtol: float = 1e-9,
     atol: float = 1e-12,
     fd_rtol: float = 1e-5,
@@ -132,10 +81,10 @@ def check_vjp(
     num_random: int = 4,
     seed: int = 0,
     raise_on_error: bool = True,
-) -> Result:
+) -> results.Result:
   r"""Compares ``jax.vjp(fn)``, i.e. the hand-written rule, with two oracles.
 
-  All in float64 (float arguments are cast):
+  In ``dtype`` (float arguments are cast), float64 by default:
 
   (a) autodiff of the plain forward ``reference`` (default
   ``ops.plain(fn)``) for ``num_random`` random cotangents, plus every unit
@@ -148,14 +97,23 @@ def check_vjp(
   ``max_jacobian`` entries.
 
   An argument passes when ``max|err| <= atol + rtol * max|oracle|``
-  (``fd_atol``, ``fd_rtol`` for finite differences).
+  (``fd_atol``, ``fd_rtol`` for finite differences). Outputs may be tuples
+  (pytrees) of arrays: they are compared as one flat vector.
+
+  Where it runs: float64 runs on the CPU device when the default backend has
+  no float64 (TPU), on the default device otherwise; float32 (give looser
+  tolerances and a larger ``eps``) on the default device. Both run under
+  ``jax.default_matmul_precision('highest')``, so a GPU's TF32 or a TPU's
+  bf16 passes do not pass for errors in the rule.
 
   Args:
-    fn: the op (a ``jax.custom_vjp``) or any function with a custom rule.
+    fn: the op (a ``jax.custom_vjp``) or, with ``reference``, any function.
     *args: its array arguments; integer ones (labels, keys) are held fixed.
     argnums: which arguments to differentiate; default every float one.
     static: keyword hyperparameters passed to both ``fn`` and ``reference``.
-    reference: the plain forward autodiff differentiates.
+    reference: the plain forward autodiff differentiates; required when
+      ``fn`` is not itself a ``jax.custom_vjp``.
+    dtype: ``jnp.float64`` or ``jnp.float32``.
     rtol, atol, fd_rtol, fd_atol: tolerances, see above.
     eps: finite-difference step.
     max_jacobian, num_random: exhaustive versus random probing, see above.
@@ -165,59 +123,87 @@ def check_vjp(
   Returns:
     A :class:`Result` with per-argument max absolute and relative errors.
   """
-  static = static or {}
   name = _name(fn)
+  if reference is None and not hasattr(fn, "fun"):
+    raise TypeError(
+        f"check_vjp: {name} is not a jax.custom_vjp, so it has no"
+        " hand-written backward of its own to check; pass reference=<its"
+        " plain forward> to check a function built from custom_vjp ops."
+    )
   reference = reference or ops.plain(fn)
-  rng = np.random.default_rng(seed)
-  with jax.enable_x64(True):
-    args = [
-        jnp.asarray(a, jnp.float64) if is_float(a) else jnp.asarray(a)
-        for a in args
-    ]
+  tol = results.Tolerances(rtol, atol, fd_rtol, fd_atol, eps)
+  with _where(dtype) as device:
+    args = [_place(a, dtype, device) for a in args]
     if argnums is None:
       argnums = [i for i, a in enumerate(args) if is_float(a)]
     names = _arg_names(fn, len(args))
-
-    manual = _restrict(functools.partial(fn, **static), args, argnums)
-    plain = _restrict(functools.partial(reference, **static), args, argnums)
+    static = static or {}
+    manual = _restrict(_flat(functools.partial(fn, **static)), args, argnums)
+    plain = _restrict(
+        _flat(functools.partial(reference, **static)), args, argnums
+    )
     diff = [args[i] for i in argnums]
-    y = jax.eval_shape(manual, *diff)
-    cts = _basis_and_random(rng, y.shape, max_jacobian, num_random)
-    u = rng.standard_normal(y.shape)
-    # One compiled program per oracle: eager vmap would compile every
-    # primitive separately, which dominates the cost on small inputs.
-    got, want, dx = _vjps(manual, plain, diff, cts, u)
-    directions = [
-        _basis_and_random(rng, x.shape, max_jacobian, num_random) for x in diff
-    ]
-    fds = _central_differences(manual, diff, u, directions, eps)
-    arg_errors, failures = [], []
-    for k, i in enumerate(argnums):
-      ad_abs, ad_rel = _errors(got[k], want[k])
-      fd = np.asarray(fds[k])
-      pred = np.tensordot(directions[k], np.asarray(dx[k]), dx[k].ndim)
-      fd_abs, fd_rel = _errors(pred, fd)
-      label = f"{names[i]} {tuple(args[i].shape)}"
-      arg_errors.append(
-          ArgErrors(
-              names[i], tuple(args[i].shape), ad_abs, ad_rel, fd_abs, fd_rel
-          )
-      )
-      if not ad_abs <= atol + rtol * _max_abs(want[k]):
-        failures.append(
-            f"{name}: argument {label}: max |manual - autodiff| = {ad_abs:.3e}"
-            f" (relative {ad_rel:.3e}) exceeds atol={atol:g} + rtol={rtol:g}"
-        )
-      if not fd_abs <= fd_atol + fd_rtol * _max_abs(fd):
-        failures.append(
-            f"{name}: argument {label}: max |manual - finite differences| ="
-            f" {fd_abs:.3e} (relative {fd_rel:.3e}, eps={eps:g}) exceeds"
-            f" atol={fd_atol:g} + rtol={fd_rtol:g}"
-        )
-  result = Result(name, tuple(arg_errors), tuple(failures))
+    rng = np.random.default_rng(seed)
+    probes = (max_jacobian, num_random)
+    got, want, dx, fds, directions = _oracles(
+        manual, plain, diff, rng, probes, eps, dtype
+    )
+    labels = [(names[i], tuple(args[i].shape)) for i in argnums]
+    arg_errors, failures = results.compare(
+        name, labels, got, want, dx, fds, directions, tol
+    )
+  result = results.Result(name, tuple(arg_errors), tuple(failures))
   if failures and raise_on_error:
-    raise GradientCheckError("\n".join(failures))
+    raise results.GradientCheckError("\n".join(failures))
   return result
+
+
+def _oracles(manual, plain, diff, rng, probes, eps, dtype):
+  """Returns both sides of both comparisons: manual and autodiff VJPs of the
+  probing cotangents, manual's VJP at one random u, the finite differences
+  of u^T f along the probing directions, and those directions."""
+  size = jax.eval_shape(manual, *diff).shape
+  cts = _basis_and_random(rng, size, *probes).astype(dtype)
+  u = rng.standard_normal(size).astype(dtype)
+  # One compiled program per oracle: eager vmap would compile every
+  # primitive separately, which dominates the cost on small inputs.
+  got, want, dx = _vjps(manual, plain, diff, cts, u)
+  directions = [
+      _basis_and_random(rng, x.shape, *probes).astype(dtype) for x in diff
+  ]
+  fds = _central_differences(manual, diff, u, directions, eps)
+  return got, want, dx, fds, directions
+
+
+@contextlib.contextmanager
+def _where(dtype):
+  """Enters float64 (on the device that has it) or float32, at the highest
+  matmul precision; yields the device arguments go to (None: the default)."""
+  wide = jnp.dtype(dtype) == jnp.float64
+  device = _compat.float64_device() if wide else None
+  x64 = _compat.enable_x64(True) if wide else contextlib.nullcontext()
+  with x64, jax.default_device(device), jax.default_matmul_precision("highest"):
+    yield device
+
+
+def _place(a, dtype, device):
+  """Casts a float argument to ``dtype`` on the default device; moves the
+  others (labels, keys) to ``device`` when one is given."""
+  if a is None:  # An absent optional argument, e.g. no bias.
+    return a
+  if is_float(a):
+    return jnp.asarray(np.asarray(a, np.float64), dtype)
+  return jax.device_put(a, device) if device else jnp.asarray(a)
+
+
+def _flat(f):
+  """``f`` with its output (an array or a pytree of them) as one flat vector."""
+
+  def flat(*args):
+    leaves = jax.tree.leaves(f(*args))
+    return jnp.concatenate([jnp.ravel(leaf) for leaf in leaves])
+
+  return flat
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -244,43 +230,3 @@ def _central_differences(f, diff, u, directions, eps):
   return [
       jax.vmap(functools.partial(along, k))(v) for k, v in enumerate(directions)
   ]
-
-
-def fwd_bwd_seconds(
-    fns: Sequence[Callable], *args: Any, repeats: int = 20
-) -> list[float]:
-  """Returns the median time of one jitted forward + backward of each fn.
-
-  The functions are called in turn, round after round, so that a change in
-  machine load hits all of them alike.
-  """
-
-  def stepper(f):
-    def step(*a):
-      g, floats, _ = float_args(f, a)
-      y, vjp_fn = jax.vjp(g, *floats)
-      return y, vjp_fn(jnp.ones_like(y))  # y too: no dead forward code.
-
-    return jax.jit(step)
-
-  steps = [stepper(f) for f in fns]
-  return median_times([(step, args) for step in steps], repeats, warmup=1)
-
-
-def median_times(calls, repeats: int = 20, warmup: int = 2) -> list[float]:
-  """Returns the median wall time in seconds of each `(fn, args)` in `calls`.
-
-  The calls run in turn, round after round, so a change in machine load hits
-  all of them alike and their ratio stays meaningful on a busy machine. The
-  first `warmup` rounds (compilation included) are discarded; every call is
-  synchronized with `block_until_ready` so asynchronous dispatch does not hide
-  the work.
-  """
-  times = [[] for _ in calls]
-  for round_ in range(warmup + repeats):
-    for (fn, args), ts in zip(calls, times, strict=True):
-      start = time.perf_counter()
-      jax.block_until_ready(fn(*args))
-      if round_ >= warmup:
-        ts.append(time.perf_counter() - start)
-  return [statistics.median(ts) for ts in times]

@@ -6,7 +6,7 @@ from jaxbp.ops.dropout import dropout
 from jaxbp.ops.elementwise import divide, expand, normalize
 from jaxbp.ops.linear import linear
 from jaxbp.ops.losses import cross_entropy, softmax_cross_entropy
-from jaxbp.ops.norm import batch_norm, layer_norm
+from jaxbp.ops.norm import batch_norm, batch_norm_with_stats, layer_norm
 from jaxbp.ops.pool import avg_pool2d, global_avg_pool, max_pool2d
 from jaxbp.ops.softmax import log_softmax, softmax
 
@@ -19,12 +19,19 @@ def plain(op):
   lax formulation, for ops whose fast forward differs) or else its primal
   ``op.fun``. Call it with the same arguments as ``op``.
   """
+  if not hasattr(op, "fun"):
+    name = getattr(op, "__name__", repr(op))
+    raise TypeError(
+        f"ops.plain: {name} is not a jax.custom_vjp op, so it has no plain"
+        " forward to return; pass a jaxbp.ops op (e.g. ops.relu)."
+    )
   return getattr(op, "reference", None) or op.fun
 
 
 __all__ = [
     "avg_pool2d",
     "batch_norm",
+    "batch_norm_with_stats",
     "conv2d",
     "cross_entropy",
     "divide",

@@ -26,17 +26,6 @@ def floating(op: str, **arrays) -> None:
       )
 
 
-def integer(op: str, **arrays) -> None:
-  """Raises TypeError unless every array has an integer dtype."""
-  for name, x in arrays.items():
-    dtype = dtype_of(x)
-    if not jnp.issubdtype(dtype, jnp.integer):
-      raise TypeError(
-          f"{op}: {name} must be an integer array, got dtype {dtype} with"
-          f" shape {shape_of(x)}."
-      )
-
-
 def rank(op: str, name: str, x, *, ndim=None, min_ndim=None) -> None:
   """Raises ValueError unless `x` has exactly `ndim` or at least `min_ndim` axes."""
   shape = shape_of(x)

@@ -16,8 +16,8 @@ def relu(x: jax.Array) -> jax.Array:
 
 def _relu_fwd(x):
   _checks.floating("relu", x=x)
-  mask = x > 0
-  return jnp.where(mask, x, 0).astype(x.dtype), mask
+  # maximum, not where(x > 0, x, 0): NaN stays NaN, as in jax.nn.relu.
+  return jnp.maximum(x, 0).astype(x.dtype), x > 0
 
 
 def _relu_bwd(mask, dy):

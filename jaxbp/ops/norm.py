@@ -19,14 +19,14 @@ def _check(op, x, gamma, beta, min_ndim):
 
 
 def _normalize(x, axes, eps):
-  """Returns x_hat and rstd in the statistics dtype (float32 for bf16/f16)."""
+  """Returns x_hat, rstd, mean and the biased variance in the statistics
+  dtype (float32 for bf16/f16); the last three keep the reduced axes."""
   z = x.astype(_dtypes.stat_dtype(x))
   mean = jnp.mean(z, axes, keepdims=True)
   # Two-pass variance: E[(x - mean)^2] stays accurate when |mean| >> std.
-  rstd = jax.lax.rsqrt(
-      jnp.mean(jnp.square(z - mean), axes, keepdims=True) + eps
-  )
-  return (z - mean) * rstd, rstd
+  var = jnp.mean(jnp.square(z - mean), axes, keepdims=True)
+  rstd = jax.lax.rsqrt(var + eps)
+  return (z - mean) * rstd, rstd, mean, var
 
 
 def _scale_shift(x_hat, gamma, beta, dtype):
@@ -57,7 +57,7 @@ def batch_norm(
 
 def _batch_norm_fwd(x, gamma, beta, eps):
   _check("batch_norm", x, gamma, beta, min_ndim=2)
-  x_hat, rstd = _normalize(x, tuple(range(x.ndim - 1)), eps)
+  x_hat, rstd, _, _ = _normalize(x, tuple(range(x.ndim - 1)), eps)
   y = _scale_shift(x_hat, gamma, beta, x.dtype)
   return y, (x_hat.astype(x.dtype), rstd, gamma)
 
@@ -118,6 +118,65 @@ batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm_with_stats(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float = 1e-5
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  r""":func:`batch_norm` that also returns the statistics it normalized with.
+
+  Returns ``(y, mean, var)``: ``y`` as :func:`batch_norm` computes it, and
+  the batch mean :math:`\mu` and biased variance :math:`\sigma^2` of each
+  channel, of shape ``(C,)`` in the statistics dtype (float32 for bf16/f16
+  inputs). ``jaxbp.nn.BatchNorm`` updates its running averages from them, so
+  the statistics are computed once per step.
+
+  Args:
+    x: inputs of shape ``(..., C)`` with at least two axes.
+    gamma: scale of shape ``(C,)``.
+    beta: shift of shape ``(C,)``.
+    eps: added to the variance.
+  """
+  return _batch_norm_with_stats_fwd(x, gamma, beta, eps)[0]
+
+
+def _batch_norm_with_stats_fwd(x, gamma, beta, eps):
+  _check("batch_norm_with_stats", x, gamma, beta, min_ndim=2)
+  x_hat, rstd, mean, var = _normalize(x, tuple(range(x.ndim - 1)), eps)
+  y = _scale_shift(x_hat, gamma, beta, x.dtype)
+  res = (x_hat.astype(x.dtype), rstd, gamma)
+  return (y, mean.reshape(-1), var.reshape(-1)), res
+
+
+def _batch_norm_with_stats_bwd(eps, res, cts):
+  r"""The cotangent of ``y`` flows back as in :func:`batch_norm`; those of
+  the statistics add their own terms. With :math:`M` entries per channel,
+  :math:`\partial \mu / \partial x_i = 1/M` and :math:`\partial \sigma^2 /
+  \partial x_i = 2 (x_i - \mu) / M`, where :math:`x_i - \mu = \hat{x}_i
+  \sqrt{\sigma^2+\epsilon}`, so
+
+  .. math::
+    \bar{x} = \bar{x}_{\text{batch\_norm}}(\bar{y})
+      + \frac{1}{M}\Big(\bar\mu
+      + 2\,\bar{\sigma}^2\,\hat{x}\sqrt{\sigma^2+\epsilon}\Big).
+
+  :math:`\bar\gamma, \bar\beta` do not depend on the statistics'
+  cotangents. Under ``stop_gradient`` (as ``jaxbp.nn`` uses them) both are
+  zero and only the first term remains.
+  """
+  dy, dmean, dvar = cts
+  dx, dgamma, dbeta = _batch_norm_bwd(eps, res, dy)
+  x_hat, rstd, _ = res
+  f = rstd.dtype
+  m = dy.size // dy.shape[-1]
+  extra = (dmean.astype(f) + 2 * dvar.astype(f) * x_hat.astype(f) / rstd) / m
+  return (dx.astype(f) + extra).astype(dy.dtype), dgamma, dbeta
+
+
+batch_norm_with_stats.defvjp(
+    _batch_norm_with_stats_fwd, _batch_norm_with_stats_bwd
+)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def layer_norm(
     x: jax.Array, gamma: jax.Array, beta: jax.Array, eps: float = 1e-5
 ) -> jax.Array:
@@ -140,7 +199,7 @@ def layer_norm(
 
 def _layer_norm_fwd(x, gamma, beta, eps):
   _check("layer_norm", x, gamma, beta, min_ndim=1)
-  x_hat, rstd = _normalize(x, -1, eps)
+  x_hat, rstd, _, _ = _normalize(x, -1, eps)
   y = _scale_shift(x_hat, gamma, beta, x.dtype)
   return y, (x_hat.astype(x.dtype), rstd, gamma)
 

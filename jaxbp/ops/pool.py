@@ -4,9 +4,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxbp.ops import _checks
+from jaxbp.ops import _checks, _pool_phases
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
@@ -30,8 +29,10 @@ def max_pool2d(x, window=3, stride=2, padding=1):
 
 def _max_pool2d_fwd(x, window, stride, padding):
   _check("max_pool2d", x, window, stride, padding)
-  y = _reduce_window(x, -jnp.inf, jax.lax.max, window, stride, padding)
-  return y, (_first_max(x, y, window, stride, padding), x.shape)
+  y = _pool_phases.reduce_window(
+      x, -jnp.inf, jax.lax.max, window, stride, padding
+  )
+  return y, (_pool_phases.first_max(x, y, window, stride, padding), x.shape)
 
 
 def _max_pool2d_bwd(window, stride, padding, res, dy):
@@ -67,7 +68,7 @@ def _max_pool2d_bwd(window, stride, padding, res, dy):
       (i, j, jnp.where(first == k, dy, zero))
       for k, (i, j) in enumerate(offsets)
   ]
-  return (_col2im(parts, x_shape, window, stride, padding),)
+  return (_pool_phases.col2im(parts, x_shape, window, stride, padding),)
 
 
 max_pool2d.defvjp(_max_pool2d_fwd, _max_pool2d_bwd)
@@ -76,7 +77,9 @@ max_pool2d.defvjp(_max_pool2d_fwd, _max_pool2d_bwd)
 def _max_pool_reference(x, window=3, stride=2, padding=1):
   """``lax.reduce_window`` with ``lax.max``: what autodiff differentiates."""
   _check("max_pool2d", x, window, stride, padding)
-  return _reduce_window(x, -jnp.inf, jax.lax.max, window, stride, padding)
+  return _pool_phases.reduce_window(
+      x, -jnp.inf, jax.lax.max, window, stride, padding
+  )
 
 
 max_pool2d.reference = _max_pool_reference
@@ -98,7 +101,7 @@ def avg_pool2d(x, window=2, stride=2, padding=0):
 
 def _avg_pool2d_fwd(x, window, stride, padding):
   _check("avg_pool2d", x, window, stride, padding)
-  y = _reduce_window(x, 0.0, jax.lax.add, window, stride, padding)
+  y = _pool_phases.reduce_window(x, 0.0, jax.lax.add, window, stride, padding)
   return y / window**2, x.shape
 
 
@@ -120,7 +123,7 @@ def _avg_pool2d_bwd(window, stride, padding, x_shape, dy):
   """
   g = dy / window**2
   parts = [(i, j, g) for i in range(window) for j in range(window)]
-  return (_col2im(parts, x_shape, window, stride, padding),)
+  return (_pool_phases.col2im(parts, x_shape, window, stride, padding),)
 
 
 avg_pool2d.defvjp(_avg_pool2d_fwd, _avg_pool2d_bwd)
@@ -156,75 +159,6 @@ def _global_avg_pool_bwd(x_shape, dy):
 
 
 global_avg_pool.defvjp(_global_avg_pool_fwd, _global_avg_pool_bwd)
-
-
-def _first_max(x, y, window, stride, padding):
-  """The index i * window + j of the first offset where x_p equals y."""
-  windows = list(_windows(x, -jnp.inf, window, stride, padding))
-  dtype = jnp.int8 if len(windows) < 127 else jnp.int32
-  first = jnp.zeros(y.shape, dtype)
-  # Last to first, so that the earliest match is written last.
-  for k, (_, _, xs) in reversed(list(enumerate(windows))):
-    first = jnp.where(xs == y, jnp.asarray(k, dtype), first)
-  return first
-
-
-def _reduce_window(x, init, op, window, stride, padding):
-  pad = (padding, padding)
-  return jax.lax.reduce_window(
-      x,
-      # A concrete init lets lax see the max/add monoid (differentiable).
-      np.asarray(init, x.dtype),
-      op,
-      (1, window, window, 1),
-      (1, stride, stride, 1),
-      ((0, 0), pad, pad, (0, 0)),
-  )
-
-
-def _phases(size, window, stride, padding):
-  """Rows m of the phase grid: padded row s*m + a holds phase a, row m."""
-  out = (size + 2 * padding - window) // stride + 1
-  return out, out + (window - 1) // stride
-
-
-def _windows(x, fill, window, stride, padding):
-  """Yields (i, j, x_p[:, s*h + i, s*w + j]) in row-major window order.
-
-  The padded input is cut into s x s phases by a reshape, so window offset
-  (i, j) is phase (i % s, j % s) shifted by (i // s, j // s): plain slices.
-  """
-  n, h, w, c = x.shape
-  (oh, mh), (ow, mw) = (_phases(d, window, stride, padding) for d in (h, w))
-  s, p = stride, padding
-  # Negative high padding drops the rows no window reaches.
-  cfg = ((0, 0, 0), (p, s * mh - h - p, 0), (p, s * mw - w - p, 0), (0, 0, 0))
-  xp = jax.lax.pad(x, jnp.asarray(fill, x.dtype), cfg)
-  xp = xp.reshape(n, mh, s, mw, s, c)
-  for i in range(window):
-    for j in range(window):
-      u, v = i // s, j // s
-      yield i, j, xp[:, u : u + oh, i % s, v : v + ow, j % s]
-
-
-def _col2im(parts, x_shape, window, stride, padding):
-  """Sums cotangents (i, j, g) into x_p[:, s*h + i, s*w + j], crops padding."""
-  n, h, w, c = x_shape
-  (oh, mh), (ow, mw) = (_phases(d, window, stride, padding) for d in (h, w))
-  s, p = stride, padding
-  grid = {}
-  for i, j, g in parts:
-    u, v = i // s, j // s
-    g = jnp.pad(g, ((0, 0), (u, mh - oh - u), (v, mw - ow - v), (0, 0)))
-    key = (i % s, j % s)
-    grid[key] = grid[key] + g if key in grid else g
-  zero = jnp.zeros((n, mh, mw, c), parts[0][2].dtype)
-  rows = [
-      jnp.stack([grid.get((a, e), zero) for e in range(s)], 3) for a in range(s)
-  ]
-  dxp = jnp.stack(rows, 2).reshape(n, s * mh, s * mw, c)
-  cfg = ((0, 0, 0), (-p, h + p - s * mh, 0), (-p, w + p - s * mw, 0), (0, 0, 0))
-  return jax.lax.pad(dxp, jnp.zeros((), dxp.dtype), cfg)
 
 
 def _check(op, x, window, stride, padding):

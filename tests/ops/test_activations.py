@@ -54,3 +54,15 @@ def test_residuals_are_one_array_and_relu_saves_one_byte_per_entry():
 def test_negative_elu_alpha_raises_value_error():
   with pytest.raises(ValueError, match="alpha must be >= 0"):
     ops.elu(jnp.ones(3), -1.0)
+
+
+@pytest.mark.parametrize("op, reference", PAIRS)
+def test_nan_propagates_like_jax_nn_forward_and_backward(op, reference):
+  x = jnp.array([jnp.nan, -1.0, 1.0])
+  y, dx = jax.value_and_grad(lambda x: jnp.sum(op(x) * jnp.arange(1.0, 4.0)))(x)
+  want_y = reference(x)
+  want_dx = jax.grad(lambda x: jnp.sum(reference(x) * jnp.arange(1.0, 4.0)))(x)
+  np.testing.assert_array_equal(op(x), want_y)  # NaN where jax.nn has NaN.
+  assert jnp.isnan(op(x)[0])
+  np.testing.assert_array_equal(dx, want_dx)
+  assert jnp.isnan(y)

@@ -4,15 +4,24 @@ The shared contracts (jit, vmap, dtypes, custom rule, spy) run in
 test_contracts.py; here each path choose_impl can pick is forced and checked.
 """
 
+import functools
+
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import test_util
 
 from jaxbp import ops
-from jaxbp.ops import conv
+from jaxbp.gradcheck import jaxprs, references
+from jaxbp.ops import _conv_impl
+
+on_cpu = pytest.mark.skipif(
+    jax.default_backend() != "cpu", reason="CPU-only implementation choice"
+)
+on_accelerator = pytest.mark.skipif(
+    jax.default_backend() == "cpu", reason="needs a GPU or TPU backend"
+)
 
 LAX, MATMUL = ("lax",) * 3, ("matmul",) * 3
 # (x shape, kernel (kh, kw, out), stride, padding): odd sizes, 1x1 and 2x2
@@ -34,12 +43,7 @@ CONFIGS = [
 ]
 
 
-def _reference(x, w, b, stride, padding):
-  pads = ((padding,) * 2,) * 2 if isinstance(padding, int) else padding
-  y = jax.lax.conv_general_dilated(
-      x, w, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC")
-  )
-  return y + b
+_reference = references.conv2d
 
 
 def _args(x_shape, kernel, seed=0, dtype=jnp.float64):
@@ -57,7 +61,7 @@ def _assert_close(got, want, rtol):
     assert float(jnp.max(jnp.abs(g - r))) <= rtol * float(jnp.max(jnp.abs(r)))
 
 
-@jax.jit(static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0)
 def _value_and_vjp(fn, dy, *args):
   y, vjp = jax.vjp(fn, *args)
   return (y, *vjp(dy))
@@ -78,7 +82,7 @@ def test_every_formulation_matches_lax_autodiff(
     if impl is None:
       fn = lambda *a: ops.conv2d(*a, stride, padding)
     else:
-      fn = lambda *a: conv._conv2d_forced(*a, stride, padding, impl)
+      fn = lambda *a: ops.conv2d(*a, stride, padding, impl)
     _assert_close(_value_and_vjp(fn, dy, x, w, b), want, 1e-12)
 
 
@@ -90,7 +94,7 @@ def test_every_formulation_matches_lax_autodiff(
 def test_finite_differences_second_order(
     impl, x_shape, kernel, stride, padding, x64
 ):
-  f = jax.jit(lambda *a: conv._conv2d_forced(*a, stride, padding, impl))
+  f = jax.jit(lambda *a: ops.conv2d(*a, stride, padding, impl))
   test_util.check_grads(f, _args(x_shape, kernel), order=2, modes=["rev"])
 
 
@@ -98,8 +102,8 @@ def test_finite_differences_second_order(
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_dtype_is_kept_on_every_path(impl, dtype):
   x, w, b = _args((2, 4, 4, 3), (3, 3, 4), dtype=dtype)
-  f = lambda *a: jnp.sum(conv._conv2d_forced(*a, 2, "SAME", impl) ** 2)
-  y = conv._conv2d_forced(x, w, b, 2, "SAME", impl)
+  f = lambda *a: jnp.sum(ops.conv2d(*a, 2, "SAME", impl) ** 2)
+  y = ops.conv2d(x, w, b, 2, "SAME", impl)
   assert y.dtype == dtype
   ref = _reference(*(a.astype(jnp.float32) for a in (x, w, b)), 2, "SAME")
   assert float(jnp.max(jnp.abs(y.astype(jnp.float32) - ref))) < 0.05 * float(
@@ -117,42 +121,39 @@ def test_no_bias_gives_no_bias_cotangent(x64):
 
 
 def test_choice_depends_on_backend_and_shape():
+  # The CPU choice, asked for explicitly, so it is checked on any machine.
+  choose = functools.partial(_conv_impl.choose_impl, backend="cpu")
   # The VGG layers at batch 128 (see benchmarks/conv.py for the timings).
-  assert conv.choose_impl((128, 2, 2, 512), (3, 3, 512, 512)) == MATMUL
-  assert conv.choose_impl((128, 4, 4, 512), (3, 3, 512, 512)) == LAX
-  assert conv.choose_impl((128, 8, 8, 256), (3, 3, 256, 256)) == (
+  assert choose((128, 2, 2, 512), (3, 3, 512, 512)) == MATMUL
+  assert choose((128, 4, 4, 512), (3, 3, 512, 512)) == LAX
+  assert choose((128, 8, 8, 256), (3, 3, 256, 256)) == (
       "lax",
       "lax",
       "matmul",
   )
-  assert conv.choose_impl((128, 32, 32, 3), (3, 3, 3, 64)) == (
+  assert choose((128, 32, 32, 3), (3, 3, 3, 64)) == (
       "lax",
       "matmul",
       "matmul",
   )
   # Small problems keep XLA's convolutions except on tiny maps.
-  assert conv.choose_impl((8, 32, 32, 3), (3, 3, 3, 16)) == LAX
-  assert conv.choose_impl((8, 8, 8, 16), (3, 3, 16, 32)) == LAX
+  assert choose((8, 32, 32, 3), (3, 3, 3, 16)) == LAX
+  assert choose((8, 8, 8, 16), (3, 3, 16, 32)) == LAX
   # Output pixels decide, so a stride that shrinks the map counts.
-  assert conv.choose_impl((1, 6, 6, 64), (3, 3, 64, 64), 2) == MATMUL
+  assert choose((1, 6, 6, 64), (3, 3, 64, 64), 2) == MATMUL
   for backend in ("gpu", "tpu"):
     assert (
-        conv.choose_impl((128, 2, 2, 512), (3, 3, 512, 512), 1, "SAME", backend)
+        _conv_impl.choose_impl(
+            (128, 2, 2, 512), (3, 3, 512, 512), 1, "SAME", backend
+        )
         == LAX
     )
 
 
-def _primitives(fn, *args):
-  return {e.primitive.name for e in _eqns(jax.make_jaxpr(fn)(*args).jaxpr)}
+_primitives = jaxprs.primitives
 
 
-def _eqns(jaxpr):
-  for eqn in jaxpr.eqns:
-    yield eqn
-    for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-      yield from _eqns(sub)
-
-
+@on_cpu
 def test_small_maps_on_cpu_run_as_matmuls_and_reference_as_lax_conv():
   x, w, b = _args((2, 2, 2, 8), (3, 3, 8), dtype=jnp.float32)
   loss = lambda f: lambda *a: jnp.sum(f(*a) ** 2)
@@ -196,3 +197,21 @@ def test_bad_arguments_raise_value_error_naming_shapes(
     ops.conv2d(x, w, b, **kwargs)
   with pytest.raises(ValueError, match=match):
     jax.grad(lambda x: jnp.sum(ops.conv2d(x, w, b, **kwargs)))(x)
+
+
+@on_accelerator
+def test_accelerators_run_xla_convolutions_on_every_map():
+  x, w, b = _args((2, 2, 2, 8), (3, 3, 8), dtype=jnp.float32)
+  loss = lambda *a: jnp.sum(ops.conv2d(*a) ** 2)
+  assert "conv_general_dilated" in _primitives(
+      jax.grad(loss, (0, 1, 2)), x, w, b
+  )
+
+
+@pytest.mark.parametrize(
+    "impl", [("lax", "lax"), ("lax", "lax", "fft"), ["lax"] * 3]
+)
+def test_a_bad_impl_raises_value_error_naming_it(impl):
+  x, w, b = _args((1, 3, 3, 2), (3, 3, 2), dtype=jnp.float32)
+  with pytest.raises(ValueError, match=r"impl must be None or a \(y, dx, dw\)"):
+    ops.conv2d(x, w, b, 1, "SAME", impl)

@@ -7,11 +7,9 @@ import pytest
 from flax import nnx
 
 from jaxbp import ops
+from jaxbp.gradcheck import references
 
-
-def _bn_reference(x, gamma, beta, eps=1e-5):
-  mean, var = jnp.mean(x, (0, 1, 2)), jnp.var(x, (0, 1, 2))
-  return (x - mean) / jnp.sqrt(var + eps) * gamma + beta
+_bn_reference = references.batch_norm
 
 
 def test_zero_variance_channel_gives_beta_and_finite_correct_gradients(x64):
@@ -75,3 +73,38 @@ def test_wrong_parameter_shape_raises_value_error_naming_shapes(op):
 def test_batch_norm_needs_a_batch_axis():
   with pytest.raises(ValueError, match=r"at least 2 axes, got shape \(4,\)"):
     ops.batch_norm(jnp.ones(4), jnp.ones(4), jnp.zeros(4))
+
+
+def test_batch_norm_with_stats_returns_the_output_and_biased_statistics(x64):
+  x = 1.0 + 2.0 * jax.random.normal(
+      jax.random.key(0), (4, 3, 3, 5), jnp.float64
+  )
+  gamma, beta = jnp.linspace(0.5, 2.0, 5), jnp.linspace(-1.0, 1.0, 5)
+  y, mean, var = ops.batch_norm_with_stats(x, gamma, beta)
+  np.testing.assert_array_equal(y, ops.batch_norm(x, gamma, beta))
+  np.testing.assert_allclose(mean, jnp.mean(x, (0, 1, 2)), rtol=1e-13)
+  np.testing.assert_allclose(var, jnp.var(x, (0, 1, 2)), rtol=1e-13)
+  assert mean.shape == var.shape == (5,)
+
+
+def test_batch_norm_with_stats_keeps_float32_statistics_for_bfloat16():
+  x = jax.random.normal(jax.random.key(0), (8, 6), jnp.bfloat16)
+  y, mean, var = ops.batch_norm_with_stats(x, jnp.ones(6), jnp.zeros(6))
+  assert y.dtype == jnp.bfloat16
+  assert mean.dtype == var.dtype == jnp.float32
+
+
+def test_statistics_cotangents_add_their_terms_to_dx(x64):
+  # d(sum(mean))/dx = 1/M and d(sum(var))/dx = 2 (x - mean) / M, exactly.
+  x = jax.random.normal(jax.random.key(0), (6, 3), jnp.float64)
+  gamma, beta = jnp.ones(3), jnp.zeros(3)
+  stats = lambda x: ops.batch_norm_with_stats(x, gamma, beta)
+  dmean = jax.grad(lambda x: jnp.sum(stats(x)[1]))(x)
+  dvar = jax.grad(lambda x: jnp.sum(stats(x)[2]))(x)
+  np.testing.assert_allclose(dmean, jnp.full_like(x, 1 / 6), rtol=1e-13)
+  np.testing.assert_allclose(dvar, 2 * (x - jnp.mean(x, 0)) / 6, rtol=1e-12)
+
+
+def test_batch_norm_with_stats_validates_like_batch_norm():
+  with pytest.raises(ValueError, match=r"batch_norm_with_stats: .*at least 2"):
+    ops.batch_norm_with_stats(jnp.ones(4), jnp.ones(4), jnp.zeros(4))

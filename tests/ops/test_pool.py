@@ -4,14 +4,16 @@ The shared contracts (jit, vmap, dtypes, custom rule, spy) run in
 test_contracts.py; here: strides, paddings, odd and tiny maps, ties.
 """
 
+import functools
+
 import jax
-import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import test_util
 
 from jaxbp import ops
+from jaxbp.gradcheck import jaxprs, references
 
 # (x shape, window, stride, padding): odd sizes, 1x1 and 2x2 maps, windows
 # smaller than, equal to and larger than the stride, channels 1 to 512.
@@ -30,15 +32,11 @@ CONFIGS = [
 
 
 def _reference(kind, x, window, stride, padding):
-  pads = ((0, 0), (padding, padding), (padding, padding), (0, 0))
-  dims, strides = (1, window, window, 1), (1, stride, stride, 1)
-  if kind == "max":
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strides, pads)
-  y = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pads)
-  return y / window**2
+  pool = {"max": references.max_pool2d, "avg": references.avg_pool2d}[kind]
+  return pool(x, window, stride, padding)
 
 
-@jax.jit(static_argnums=0)
+@functools.partial(jax.jit, static_argnums=0)
 def _value_and_vjp(fn, x, dy):
   y, vjp = jax.vjp(fn, x)
   return y, vjp(dy)[0]
@@ -124,14 +122,7 @@ def test_global_avg_pool_matches_mean_and_its_gradient(x64):
       np.testing.assert_allclose(g, w, rtol=1e-13)
 
 
-def _primitives(fn, *args):
-  def walk(jaxpr):
-    for eqn in jaxpr.eqns:
-      yield eqn.primitive.name
-      for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-        yield from walk(sub)
-
-  return set(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+_primitives = jaxprs.primitives
 
 
 def test_max_pool_backward_avoids_select_and_scatter():

@@ -22,6 +22,8 @@ def config(**overrides):
       'model': {'name': 'mlp', 'hidden_units': (16,), 'vjp': 'manual'},
       'optimizer': 'adam',
       'normalization': 'per_channel',
+      'batch_order': 'shuffle',
+      'loss_reduction': 'mean',
   })
   config.update(overrides)
   return config
@@ -61,7 +63,7 @@ def test_signature_holds_data_identity_and_normalization():
   assert 'data' not in checkpoint.signature(config())
 
 
-def test_other_data_set_or_normalization_is_refused(tmp_path):
+def test_other_data_set_normalization_or_protocol_is_refused(tmp_path):
   sig = checkpoint.signature(config(), data_identity=DIGITS)
   ckpt = saved(tmp_path, signature=sig)
   other = {**DIGITS, 'name': 'image_folder:/elsewhere'}
@@ -71,6 +73,9 @@ def test_other_data_set_or_normalization_is_refused(tmp_path):
     ckpt.check_signature(checkpoint.signature(config(), data_identity=other))
   with pytest.raises(ValueError, match=r'differs in: normalization'):
     ckpt.check_signature(checkpoint.signature(config(normalization='unit')))
+  for key, value in (('batch_order', 'in_order'), ('loss_reduction', 'sum')):
+    with pytest.raises(ValueError, match=rf'differs in: {key}'):
+      ckpt.check_signature(checkpoint.signature(config(**{key: value})))
   ckpt.check_signature(sig)  # The same run resumes.
 
 

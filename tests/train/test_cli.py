@@ -105,6 +105,7 @@ def test_convnet_cli_trains_on_digits(tmp_path, monkeypatch):
 def test_cli_trains_on_tfds_mock_data(
     tmp_path, monkeypatch, module, config, dataset, model
 ):
+  pytest.importorskip('tensorflow', reason='tfds mock data is a tf.data set')
   with tfds.testing.mock_data(num_examples=64):
     run_cli(
         module,

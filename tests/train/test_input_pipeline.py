@@ -104,3 +104,56 @@ def test_batch_indices_depend_on_seed_and_spread_over_examples():
   assert not np.array_equal(by_seed[0], by_seed[1])
   with pytest.raises(ValueError, match='batch_size=11'):
     input_pipeline.batch_indices(0, 0, 11, 10)
+
+
+def test_raw_normalizers_keep_the_pixel_scale():
+  rng = np.random.default_rng(1)
+  x = rng.integers(0, 256, (40, 3, 2, 3), dtype=np.uint8)
+  raw = jax.jit(input_pipeline.make_normalizer(x, 'raw'))(x)
+  assert raw.dtype == jnp.float32
+  np.testing.assert_array_equal(raw, x.astype(np.float32))  # Exactly x.
+  centred = jax.jit(input_pipeline.make_normalizer(x, 'raw_mean_image'))(x)
+  mean_image = x.mean(axis=0, dtype=np.float64)
+  np.testing.assert_allclose(centred, x - mean_image, atol=1e-4)
+  unit_scale = input_pipeline.make_normalizer(x, 'mean_image')(x)
+  np.testing.assert_allclose(centred / 255, unit_scale, atol=1e-6)
+  with pytest.raises(ValueError, match='expected one of per_channel, unit'):
+    input_pipeline.make_normalizer(x, 'raw01')
+
+
+def test_in_order_batches_walk_the_split_and_wrap_each_epoch():
+  indices = jax.jit(input_pipeline.batch_indices, static_argnums=(2, 3, 4))
+  batch = lambda step: np.asarray(indices(5, step, 4, 10, 'in_order'))
+  np.testing.assert_array_equal(batch(0), [0, 1, 2, 3])
+  np.testing.assert_array_equal(batch(1), [4, 5, 6, 7])
+  # Two full batches an epoch; examples 8 and 9 are the dropped remainder.
+  np.testing.assert_array_equal(batch(2), [0, 1, 2, 3])
+  np.testing.assert_array_equal(
+      batch(7), input_pipeline.batch_indices(5, 7, 4, 10, 'in_order')
+  )
+
+
+def test_sampled_batches_come_from_seed_and_step_with_replacement():
+  indices = jax.jit(input_pipeline.batch_indices, static_argnums=(2, 3, 4))
+  batch = lambda seed, step: np.asarray(indices(seed, step, 10, 10, 'sample'))
+  # A pure function of (seed, step): what a resumed run draws again.
+  np.testing.assert_array_equal(
+      batch(0, 3), input_pipeline.batch_indices(0, 3, 10, 10, 'sample')
+  )
+  assert not np.array_equal(batch(0, 3), batch(0, 4))
+  assert not np.array_equal(batch(0, 3), batch(1, 3))
+  draws = np.stack([batch(0, s) for s in range(20)])
+  assert draws.dtype == np.int32 and 0 <= draws.min() and draws.max() < 10
+  # Without replacement every row would be a permutation of 0..9.
+  assert any(len(set(row)) < 10 for row in draws)
+  assert len(set(draws.ravel())) == 10
+
+
+def test_shuffle_stays_the_default_order():
+  for step in (0, 5, 12):
+    np.testing.assert_array_equal(
+        input_pipeline.batch_indices(3, step, 7, 60),
+        input_pipeline.batch_indices(3, step, 7, 60, 'shuffle'),
+    )
+  with pytest.raises(ValueError, match="batch order 'random': expected one"):
+    input_pipeline.batch_indices(3, 0, 7, 60, 'random')

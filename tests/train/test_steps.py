@@ -24,14 +24,20 @@ MODELS = {
         default.mlp_model(
             hidden_units=(8, 8), activation='relu', norm='batch', dropout=0.1
         ),
-        {'linear', 'batch_norm', 'relu', 'dropout', 'softmax_cross_entropy'},
+        {
+            'linear',
+            'batch_norm_with_stats',
+            'relu',
+            'dropout',
+            'softmax_cross_entropy',
+        },
     ),
     # Two groups leave a 2x2 map on 8x8 inputs: global average pooling runs.
     'vgg': (
         default.convnet_model('vgg', groups=((4,), (8,))),
         {
             'conv2d',
-            'batch_norm',
+            'batch_norm_with_stats',
             'relu',
             'max_pool2d',
             'global_avg_pool',
@@ -99,9 +105,13 @@ def trace_train_step(model_config, vjp, label_smoothing=0.0):
 
 
 def test_every_op_with_a_rule_is_spied_on():
-  assert {'softmax_cross_entropy', 'conv2d', 'batch_norm', 'dropout'} <= set(
-      RULED_OPS
-  )
+  assert {
+      'softmax_cross_entropy',
+      'conv2d',
+      'batch_norm',
+      'batch_norm_with_stats',
+      'dropout',
+  } <= set(RULED_OPS)
 
 
 @pytest.mark.parametrize('name', MODELS)
