@@ -30,7 +30,7 @@ def main(report_path: str, constraints_path: str) -> int:
         for i in json.load(f)['install']
     }
   problems = [
-      f'{name} {install[name]} would replace the runtime\'s {version}'
+      f"{name} {install[name]} would replace the runtime's {version}"
       for name, version in pins.items()
       if name in install and install[name] != version
   ]

@@ -141,9 +141,9 @@ def _interrupt(signum, frame):
 
 def _train(family: str, workdir: str) -> None:
   """Checks the model's family, then trains; imports jax only now."""
-  from train import build, loop  # --help and config errors answer at once.
+  from train import loop, registry  # --help and config errors answer at once.
 
-  build.check_family(FLAGS.config.model.name, family)
+  registry.check_family(FLAGS.config.model.name, family)
   distributed.initialize()  # Before anything touches a device.
   try:
     loop.train_and_evaluate(FLAGS.config, workdir, progress=FLAGS.progress)

@@ -13,7 +13,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from configs import default
-from train import build, input_pipeline, loop, steps
+from train import input_pipeline, loop, registry, steps
 
 
 def tiny_config(**overrides):
@@ -109,7 +109,7 @@ def test_finished_run_rerun_does_not_train_again(finished, tmp_path):
 def test_evaluation_counts_each_example_once(tmp_path):
   config = tiny_config()
   data = input_pipeline.load(config)
-  model = build.model(config.model, (8, 8, 1), 10, seed=0)
+  model = registry.model(config.model, (8, 8, 1), 10, seed=0)
   optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
   graphdef, rngs, state = nnx.split((model, optimizer), nnx.RngState, ...)
   normalize = input_pipeline.make_normalizer(data.train_images, 'per_channel')

@@ -14,10 +14,10 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from configs import default, mlp, mlp_2021, mnist_mlp
-from train import build, loop, steps, study
+from train import build, loop, registry, steps, study
 
 
-@pytest.mark.parametrize('vjp', build.VJPS)
+@pytest.mark.parametrize('vjp', registry.VJPS)
 def test_summed_loss_has_batch_size_times_the_mean_gradient(vjp, x64):
   logits = jax.random.normal(jax.random.key(0), (6, 10), jnp.float64)
   labels = jnp.arange(6) % 10
@@ -40,7 +40,7 @@ def test_summed_loss_has_batch_size_times_the_mean_gradient(vjp, x64):
 def _one_step(vjp, reduction, learning_rate):
   """One train step of a tiny MLP on 8x8x1 images: (params, sums)."""
   model_config = default.mlp_model(hidden_units=(16,), vjp=vjp)
-  model = build.model(model_config, (8, 8, 1), 10, seed=0)
+  model = registry.model(model_config, (8, 8, 1), 10, seed=0)
   optimizer = nnx.Optimizer(model, optax.sgd(learning_rate), wrt=nnx.Param)
   graphdef, rngs, state = nnx.split((model, optimizer), nnx.RngState, ...)
   mesh = Mesh(jax.devices(), ('data',))
@@ -56,7 +56,7 @@ def _one_step(vjp, reduction, learning_rate):
   return nnx.to_pure_dict(nnx.state(model, nnx.Param)), jax.device_get(sums)
 
 
-@pytest.mark.parametrize('vjp', build.VJPS)
+@pytest.mark.parametrize('vjp', registry.VJPS)
 def test_summed_loss_steps_as_the_mean_at_batch_size_times_the_rate(vjp):
   summed, summed_sums = _one_step(vjp, 'sum', 0.01)
   mean, mean_sums = _one_step(vjp, 'mean', 0.01 * 8)

@@ -11,7 +11,7 @@ from jax.sharding import PartitionSpec as P
 
 from configs import default
 from jaxbp import ops
-from train import build, steps
+from train import registry, steps
 
 # Every public op with a hand-written rule (a jax.custom_vjp object).
 RULED_OPS = {
@@ -79,7 +79,7 @@ def trace_train_step(model_config, vjp, label_smoothing=0.0):
   """Traces one `steps.train_step` afresh (no jit cache) on 8x8x1 images."""
   model_config = model_config.copy_and_resolve_references()
   model_config.vjp = vjp
-  model = build.model(model_config, (8, 8, 1), 10, seed=0)
+  model = registry.model(model_config, (8, 8, 1), 10, seed=0)
   optimizer = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
   graphdef, rngs, state = nnx.split((model, optimizer), nnx.RngState, ...)
   mesh = Mesh(jax.devices(), ('data',))
@@ -133,7 +133,7 @@ def test_manual_training_calls_the_rule_of_every_op_it_uses(monkeypatch, name):
   assert calls['plain'] == set()
 
 
-@pytest.mark.parametrize('vjp', build.VJPS)
+@pytest.mark.parametrize('vjp', registry.VJPS)
 def test_smoothed_labels_follow_the_vjp_too(monkeypatch, vjp):
   calls = spy_on_ops(monkeypatch)
   trace_train_step(MODELS['small_convnet'][0], vjp, label_smoothing=0.1)
