@@ -13,8 +13,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-import configs
-from train import distributed
+from train import config_files, distributed
 
 config_flags.DEFINE_config_file(
     'config',
@@ -33,55 +32,7 @@ flags.DEFINE_bool(
     'progress', None, 'Show a progress bar; default: when stderr is a tty.'
 )
 FLAGS = flags.FLAGS
-CONFIGS_DIR = os.path.dirname(os.path.abspath(configs.__file__))
 _HELP = ('--help', '-help', '--helpshort', '-h', '-?')
-
-
-def known_configs() -> list[str]:
-  return sorted(
-      name[:-3]
-      for name in os.listdir(CONFIGS_DIR)
-      if name.endswith('.py') and not name.startswith(('_', 'default'))
-  )
-
-
-def resolve_config(value: str) -> str:
-  """The file a `--config` value names; SystemExit in one line if none.
-
-  Tried in turn: the value as a path; then, in the installed `configs`
-  package, the value with a leading `configs/` dropped, as is and with `.py`
-  added, so `vgg`, `vgg.py` and `configs/vgg.py` work from any directory.
-  A `:argument` suffix (config_flags' syntax) is kept.
-  """
-  path, colon, argument = value.partition(':')
-  name = path.removeprefix('configs' + os.sep)
-  candidates = (path, os.path.join(CONFIGS_DIR, name))
-  candidates += (candidates[-1] + '.py',)
-  found = next((c for c in candidates if os.path.isfile(c)), None)
-  if found is None:
-    raise SystemExit(
-        f'error: --config={value}: no such config file, here or in'
-        f' {CONFIGS_DIR}; known configs: {", ".join(known_configs())}.'
-    )
-  try:
-    with open(found, encoding='utf-8') as f:
-      compile(f.read(), found, 'exec')
-  except SyntaxError as e:
-    raise SystemExit(
-        f'error: --config={value}: {found} line {e.lineno}: {e.msg}.'
-    ) from None
-  return found + colon + argument
-
-
-def _with_resolved_config(argv: list[str]) -> list[str]:
-  argv = list(argv)
-  for i, arg in enumerate(argv):
-    for prefix in ('--config=', '-config='):
-      if arg.startswith(prefix):
-        argv[i] = prefix + resolve_config(arg[len(prefix) :])
-    if arg in ('--config', '-config') and i + 1 < len(argv):
-      argv[i + 1] = resolve_config(argv[i + 1])
-  return argv
 
 
 def usage(program: str) -> str:
@@ -103,7 +54,7 @@ def usage(program: str) -> str:
     flag = FLAGS[name]
     shown = f'--[no]{name}' if flag.boolean else f'--{name}'
     lines.append(f'  {shown}: {flag.help}')
-  lines += ['', f'Known configs: {", ".join(known_configs())}.']
+  lines += ['', f'Known configs: {", ".join(config_files.known())}.']
   lines.append('Try --helpfull for every absl flag.')
   return '\n'.join(lines)
 
@@ -114,19 +65,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     program = os.path.splitext(os.path.basename(argv[0]))[0]
     print(usage(f'python -m train.{program}'))
     raise SystemExit(0)
-  argv = _with_resolved_config(argv)
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    raise SystemExit(f'error: {str(e).splitlines()[0]}') from None
-  except AttributeError as e:
-    # ml_collections' locked config: a key that does not exist, with a hint.
-    message = str(e).strip('\'"').replace('\\n', ' ').replace("\\'", '')
-    raise SystemExit(f'error: unknown config key {message}') from None
-  except Exception as e:  # The config file's own code failed.
-    raise SystemExit(
-        f'error: loading the config failed: {type(e).__name__}: {e}'
-    ) from None
+  return config_files.parse(argv)
 
 
 _STOPS = (signal.SIGINT, signal.SIGTERM)

@@ -12,17 +12,17 @@ import dataclasses
 import importlib
 import json
 import os
-import re
 
 import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from train import loop, metrics, study_report
+from train import config_files, loop, metrics, study_report
 
 CIFAR10_TRAIN = 50_000
 PANELS = ('train_accuracy', 'test_accuracy', 'train_loss', 'test_loss')
 FLAGS = flags.FLAGS
+STUDIES_DIR = os.path.join(config_files.CONFIGS_DIR, 'studies')
 
 
 def steps(epochs: int, batch_size: int, train_size: int = CIFAR10_TRAIN) -> int:
@@ -222,24 +222,6 @@ def run(cfg, workdir: str, *, name='', only=(), progress=None) -> list[dict]:
   return rows
 
 
-def _resolve(value: str) -> str:
-  """A study file: the value as a path, or a name in configs/studies."""
-  if os.path.isfile(value):
-    return value
-  studies = importlib.import_module('configs.studies')
-  folder = os.path.dirname(os.path.abspath(studies.__file__))
-  name = os.path.basename(value).removesuffix('.py')
-  path = os.path.join(folder, name + '.py')
-  if not os.path.isfile(path):
-    known = sorted(
-        f[:-3] for f in os.listdir(folder) if f[0] != '_' and f.endswith('.py')
-    )
-    raise SystemExit(
-        f'error: --config={value}: no such study; known: {", ".join(known)}.'
-    )
-  return path
-
-
 def parse_flags(argv: list[str]) -> list[str]:
   """Defines and parses the flags; a bad flag or config key in one line."""
   config_flags.DEFINE_config_file(
@@ -252,19 +234,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   flags.DEFINE_string('workdir', None, 'Default: runs/studies/<study name>.')
   flags.DEFINE_list('variants', [], 'Run only these variants (names).')
   flags.DEFINE_bool('progress', None, 'Progress bars; default: on a tty.')
-  argv = list(argv)
-  for i, arg in enumerate(argv):
-    if arg.startswith('--config='):
-      argv[i] = '--config=' + _resolve(arg.split('=', 1)[1])
-    elif arg == '--config' and i + 1 < len(argv):
-      argv[i + 1] = _resolve(argv[i + 1])
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    raise SystemExit(f'error: {str(e).splitlines()[0]}') from None
-  except AttributeError as e:  # ml_collections: a key the config lacks.
-    message = re.sub(r'\\n|\\\'|^[\'"]|[\'"]$', ' ', str(e)).strip()
-    raise SystemExit(f'error: unknown config key {message}') from None
+  return config_files.parse(argv, STUDIES_DIR, kind=('study', 'studies'))
 
 
 def main(argv) -> None:

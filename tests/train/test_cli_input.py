@@ -11,7 +11,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from tests.train.test_cli import FAST, rows, run_cli, subprocess_env
-from train import cli, convnet, mlp
+from train import cli, config_files, convnet, mlp
 
 # ml_collections loads config files with importlib's deprecated load_module().
 pytestmark = pytest.mark.filterwarnings(
@@ -61,14 +61,15 @@ def test_bad_input_exits_with_one_line(
 @pytest.mark.parametrize('value', ['vgg', 'vgg.py', 'configs/vgg.py'])
 def test_config_name_resolves_from_any_directory(tmp_path, monkeypatch, value):
   monkeypatch.chdir(tmp_path)
-  assert cli.resolve_config(value) == os.path.join(cli.CONFIGS_DIR, 'vgg.py')
-  assert cli.resolve_config(f'{value}:arg').endswith('vgg.py:arg')
+  expected = os.path.join(config_files.CONFIGS_DIR, 'vgg.py')
+  assert config_files.resolve(value) == expected
+  assert config_files.resolve(f'{value}:arg').endswith('vgg.py:arg')
 
 
 def test_a_path_that_exists_wins_over_a_config_name(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   (tmp_path / 'vgg.py').write_text('def get_config():\n  return None\n')
-  assert cli.resolve_config('vgg.py') == 'vgg.py'
+  assert config_files.resolve('vgg.py') == 'vgg.py'
 
 
 def test_cli_trains_from_another_directory_by_config_name(
