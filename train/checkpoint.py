@@ -1,21 +1,17 @@
 """Orbax checkpoints verified by a digest, with fallback to an intact one."""
 
-import contextlib
 import errno
-import gc
 import hashlib
 import json
-import logging
 import os
 import sys
-import threading
 import time
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from train import distributed
+from train import distributed, orbax_errors
 
 
 def signature(config, params=None, data_identity=None) -> dict:
@@ -60,43 +56,6 @@ def digest(tree) -> str:
     sha.update(f'{key} {x.dtype} {x.shape}\n'.encode())
     sha.update(x.tobytes())
   return sha.hexdigest()
-
-
-@contextlib.contextmanager
-def _quiet_orbax():
-  """Leaves the console to the one line the caller makes of an Orbax error.
-
-  Orbax logs each failed read or write with its traceback, then raises it. A
-  failed restore also leaves TensorStore callbacks that fire into a closed
-  event loop, and unawaited coroutines: Python reports those as "unraisable".
-  """
-  handlers = [h for h in (*logging.root.handlers, logging.lastResort) if h]
-  drop = lambda record: 'orbax' not in record.pathname
-  for handler in handlers:
-    handler.addFilter(drop)
-  previous_hook = sys.unraisablehook
-  sys.unraisablehook = lambda unraisable: None
-  # Orbax's background save threads print their failure too.
-  previous_thread_hook = threading.excepthook
-  threading.excepthook = lambda args: None
-  try:
-    yield
-  finally:
-    # A failed read leaves unawaited coroutines, also where the caller caught
-    # the error inside this block: collect them now, while still quiet.
-    gc.collect()
-    for handler in handlers:
-      handler.removeFilter(drop)
-    sys.unraisablehook = previous_hook
-    threading.excepthook = previous_thread_hook
-
-
-def _reason(e: BaseException) -> str:
-  first = (str(e).strip().splitlines() or [''])[0]
-  # TensorStore appends a repr of its whole spec; the error comes before it.
-  first = first.split(' See full TensorStore')[0].split(' [tensorstore_spec')[0]
-  first = first if len(first) <= 120 else first[:117] + '...'
-  return f'{type(e).__name__}: {first}'
 
 
 class _Damaged(Exception):
@@ -153,12 +112,14 @@ class Checkpointer:
 
   def _meta(self, step: int) -> dict:
     try:
-      with _quiet_orbax():
+      with orbax_errors.quiet():
         meta = self.manager.restore(
             step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())
         )['meta']
     except Exception as e:  # Any unreadable file is damage.
-      raise _Damaged(f'its metadata is unreadable ({_reason(e)})') from None
+      raise _Damaged(
+          f'its metadata is unreadable ({orbax_errors.reason(e)})'
+      ) from None
     if not isinstance(meta, dict) or not isinstance(meta.get('digest'), str):
       raise _Damaged('its metadata holds no digest of its arrays')
     return meta
@@ -192,13 +153,15 @@ class Checkpointer:
       if expected is not None:
         self._compare(step, meta, expected)
       try:
-        with _quiet_orbax():
+        with orbax_errors.quiet():
           restored = self.manager.restore(
               step,
               args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)),
           )['state']
       except Exception as e:  # Any unreadable file is damage.
-        raise _Damaged(f'its arrays are unreadable ({_reason(e)})') from None
+        raise _Damaged(
+            f'its arrays are unreadable ({orbax_errors.reason(e)})'
+        ) from None
       if digest(restored) != meta['digest']:
         raise _Damaged('its arrays do not match their saved digest')
       return restored
@@ -240,7 +203,7 @@ class Checkpointer:
       return
     meta = {**meta, 'digest': digest(state)}
     try:
-      with _quiet_orbax():
+      with orbax_errors.quiet():
         self.manager.save(
             step,
             args=ocp.args.Composite(
@@ -271,6 +234,6 @@ class Checkpointer:
       # The error in flight (e.g. a full disk) is the one to report.
 
   def close(self) -> None:
-    with _quiet_orbax():
+    with orbax_errors.quiet():
       self.manager.wait_until_finished()
       self.manager.close()

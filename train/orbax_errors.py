@@ -1,0 +1,66 @@
+"""Orbax failures as one line: `quiet` silences its own reports, `reason` cuts."""
+
+import contextlib
+import gc
+import logging
+import sys
+import threading
+
+
+@contextlib.contextmanager
+def quiet():
+  """Leaves the console to the one line the caller makes of an Orbax error.
+
+  Orbax logs each failed read or write with its traceback, then raises it. A
+  failed restore also leaves TensorStore callbacks that fire into a closed
+  event loop, and unawaited coroutines: Python reports those as "unraisable".
+  """
+  handlers = [h for h in (*logging.root.handlers, logging.lastResort) if h]
+  drop = lambda record: 'orbax' not in record.pathname
+  for handler in handlers:
+    handler.addFilter(drop)
+  previous_hook = sys.unraisablehook
+  sys.unraisablehook = lambda unraisable: None
+  _drop_orbax_thread_reports()
+  try:
+    yield
+  finally:
+    # A failed read leaves unawaited coroutines, also where the caller caught
+    # the error inside this block: collect them now, while still quiet.
+    gc.collect()
+    for handler in handlers:
+      handler.removeFilter(drop)
+    sys.unraisablehook = previous_hook
+
+
+def reason(e: BaseException) -> str:
+  """The first line of an Orbax/TensorStore error, without its spec dump."""
+  first = (str(e).strip().splitlines() or [''])[0]
+  # TensorStore appends a repr of its whole spec; the error comes before it.
+  first = first.split(' See full TensorStore')[0].split(' [tensorstore_spec')[0]
+  first = first if len(first) <= 120 else first[:117] + '...'
+  return f'{type(e).__name__}: {first}'
+
+
+def _drop_orbax_thread_reports() -> None:
+  """Installs, once, a thread excepthook that drops Orbax threads' reports.
+
+  Orbax's background save threads print their failure when they end, which
+  can be after the failed call has returned (and `quiet` has ended); the same
+  error reaches the caller through the save's future. Reports of any other
+  thread go to the hook that was there before.
+  """
+  previous = threading.excepthook
+  if getattr(previous, 'drops_orbax', False):
+    return
+
+  def hook(args):
+    tb = args.exc_traceback
+    while tb is not None:
+      if 'orbax' in tb.tb_frame.f_code.co_filename:
+        return
+      tb = tb.tb_next
+    previous(args)
+
+  hook.drops_orbax = True
+  threading.excepthook = hook
