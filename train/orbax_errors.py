@@ -16,7 +16,8 @@ def quiet():
   event loop, and unawaited coroutines: Python reports those as "unraisable".
   """
   handlers = [h for h in (*logging.root.handlers, logging.lastResort) if h]
-  drop = lambda record: 'orbax' not in record.pathname
+  # asyncio logs the failed reads again when Orbax's event loop shuts down.
+  drop = lambda r: 'orbax' not in r.pathname and r.name != 'asyncio'
   for handler in handlers:
     handler.addFilter(drop)
   previous_hook = sys.unraisablehook
