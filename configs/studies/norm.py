@@ -7,7 +7,9 @@ BatchNorm or LayerNorm.
   python -m train.study --config configs/studies/norm.py \
       --config.dataset=image_folder:../shared/data/cifar10
 
-Result: not measured yet.
+Result, measured on this project's 2-core CPU (shared with other jobs), 258 s:
+final test accuracy none 0.516, batch 0.526, layer 0.517 (best 0.520, 0.529,
+0.527).
 """
 
 from train import study
