@@ -23,6 +23,7 @@ def quiet():
   previous_hook = sys.unraisablehook
   sys.unraisablehook = lambda unraisable: None
   _drop_orbax_thread_reports()
+  _drop_orbax_asyncio_reports()
   try:
     yield
   finally:
@@ -56,12 +57,36 @@ def _drop_orbax_thread_reports() -> None:
     return
 
   def hook(args):
-    tb = args.exc_traceback
-    while tb is not None:
-      if 'orbax' in tb.tb_frame.f_code.co_filename:
-        return
-      tb = tb.tb_next
-    previous(args)
+    if not _through_orbax(args.exc_traceback):
+      previous(args)
 
   hook.drops_orbax = True
   threading.excepthook = hook
+
+
+def _through_orbax(tb) -> bool:
+  while tb is not None:
+    if 'orbax' in tb.tb_frame.f_code.co_filename:
+      return True
+    tb = tb.tb_next
+  return False
+
+
+def _drop_orbax_asyncio_reports() -> None:
+  """Filters, once, asyncio's reports of Orbax's failed tasks.
+
+  A failed save or read leaves asyncio tasks whose exception asyncio reports
+  ("Task exception was never retrieved") whenever the task is collected,
+  which can be after `quiet` has ended; the caller already got that error.
+  Other asyncio records pass.
+  """
+  logger = logging.getLogger('asyncio')
+  if any(getattr(f, 'drops_orbax', False) for f in logger.filters):
+    return
+
+  def keep(record) -> bool:
+    exc = record.exc_info[2] if record.exc_info else None
+    return not (_through_orbax(exc) or 'orbax' in record.getMessage())
+
+  keep.drops_orbax = True
+  logger.addFilter(keep)
