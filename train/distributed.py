@@ -6,11 +6,16 @@ after it `jax.devices()` spans every process. A `_Watchdog` thread per process
 beats through the runtime's key-value store and ends the run with one line
 when a peer goes silent or fails, since a collective waiting on a dead peer
 never returns (JAX's own heartbeat check, set to twice as long, aborts the
-process with its own log lines instead).
+process with its own log lines instead). The runtime's service, which JAX
+hosts in process 0, runs in a child process of it instead, so that when
+process 0 dies the others see it fall silent and stop with the same one line
+(see `_service_in_child`).
 """
 
 import contextlib
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -83,11 +88,12 @@ def initialize() -> None:
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   ids = FLAGS.local_device_ids
   try:
-    jax.distributed.initialize(
-        *given,
-        local_device_ids=None if ids is None else [int(i) for i in ids],
-        heartbeat_timeout_seconds=2 * FLAGS.peer_timeout + 10,
-    )
+    with _service_in_child(grace=FLAGS.peer_timeout + 15):
+      jax.distributed.initialize(
+          *given,
+          local_device_ids=None if ids is None else [int(i) for i in ids],
+          heartbeat_timeout_seconds=2 * FLAGS.peer_timeout + 10,
+      )
   except Exception as e:  # XlaRuntimeError: DEADLINE_EXCEEDED, refused...
     first = (str(e).strip().splitlines() or [''])[0][:200]
     raise ValueError(
@@ -101,6 +107,58 @@ def initialize() -> None:
     me, count = jax.process_index(), jax.process_count()
     _watchdog = _Watchdog(_client(), me, count, FLAGS.peer_timeout)
     _watchdog.start()
+
+
+@contextlib.contextmanager
+def _service_in_child(grace: float):
+  """Makes process 0's `jax.distributed.initialize` host the service apart.
+
+  JAX starts the runtime's coordination service inside process 0; when that
+  process dies, the others' clients lose the service at once and abort with
+  a fatal log line and a C++ stack trace. Started instead in a child process
+  (`train._coordination_service`) that outlives process 0 by `grace` seconds,
+  the service stays up while the peers' watchdogs see process 0 fall silent
+  and stop with one line. The factory `jax.distributed.initialize` calls
+  (jax 0.7.2 to 0.10) is wrapped for the duration of the call; the object it
+  returns stands for the service in `jax.distributed.shutdown`.
+  """
+  from jax._src import distributed as jax_distributed
+
+  lib = jax_distributed._jax
+  factory = lib.get_distributed_runtime_service
+
+  def service(*args, **kwargs):
+    return _ServiceProcess(args, kwargs, grace)
+
+  lib.get_distributed_runtime_service = service
+  try:
+    yield
+  finally:
+    lib.get_distributed_runtime_service = factory
+
+
+class _ServiceProcess:
+  """The coordination service's child process; `shutdown()` stops it."""
+
+  def __init__(self, args, kwargs, grace: float):
+    self.process = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'train._coordination_service',
+            json.dumps([list(args), kwargs]),
+            str(os.getpid()),
+            str(grace),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # Not the run's pipes: it may outlive us.
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # A Ctrl-C to the run is not for it.
+    )
+
+  def shutdown(self) -> None:
+    self.process.terminate()
+    self.process.wait()
 
 
 def _client():
@@ -190,7 +248,11 @@ def exit_now(code: int, line: str) -> None:
 
 
 def finish(ok: bool = True) -> None:
-  """Tells the peers this process ended (`ok`) or failed; stops beating."""
+  """Tells the peers this process ended (`ok`) or failed; stops beating.
+
+  After a good end every process leaves the runtime together (JAX's shutdown
+  barrier), then process 0 stops the service's child process.
+  """
   if _watchdog is None or _watchdog.stopped.is_set():
     return
   _watchdog.stopped.set()
@@ -198,6 +260,10 @@ def finish(ok: bool = True) -> None:
   with contextlib.suppress(Exception):  # No coordinator: nobody to tell.
     status = 'done' if ok else 'failed'
     _client().key_value_set(f'{_BEAT}{_watchdog.me}', status, True)
+  if ok:
+    import jax
+
+    jax.distributed.shutdown()
 
 
 def is_primary() -> bool:
