@@ -151,10 +151,16 @@ class _ServiceProcess:
             str(grace),
         ],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,  # Not the run's pipes: it may outlive us.
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,  # 'ready', or why it could not start.
+        stderr=subprocess.DEVNULL,  # Not the run's pipes: it may outlive us.
         start_new_session=True,  # A Ctrl-C to the run is not for it.
+        text=True,
     )
+    with self.process.stdout:
+      line = self.process.stdout.readline().strip()
+    if line != 'ready':
+      self.process.wait()
+      raise RuntimeError(f'the coordination service did not start: {line}')
 
   def shutdown(self) -> None:
     self.process.terminate()

@@ -259,3 +259,32 @@ def test_incomplete_distributed_flags_exit_with_one_line(tmp_path):
   last = err.strip().splitlines()[-1]
   assert last.startswith('error: --coordinator_address, --num_processes and')
   assert not (tmp_path / 'metrics.jsonl').exists()
+
+
+def test_a_coordinator_port_in_use_is_one_line_from_process_zero(tmp_path):
+  with socket.socket() as taken:
+    taken.bind(('localhost', 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'JAX_NUM_CPU_DEVICES': '1'}
+    p = subprocess.run(
+        command(tmp_path, 4)
+        + [
+            f'--coordinator_address=localhost:{port}',
+            '--num_processes=2',
+            '--process_id=0',
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+  assert p.returncode == 1, p.stderr
+  assert 'Traceback' not in p.stderr
+  last = p.stderr.strip().splitlines()[-1]
+  assert last.startswith(
+      f'error: could not join the distributed run at localhost:{port}'
+  ), p.stderr
+  assert 'coordination service did not start' in last
+  assert not (tmp_path / 'metrics.jsonl').exists()
