@@ -11,6 +11,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxbp import _xla_flags
+
 _DN = ("NHWC", "HWIO", "NHWC")
 # XLA:CPU convolutions are slow on maps of at most this many output pixels
 # (measured at batch 128: 3x3 512->512 on 2x2 takes 2.1 s forward and 3.2 s
@@ -24,24 +26,35 @@ _SMALL_MAP = 9
 _MANY_ROWS = 8192
 _MANY_MACS = 10**8
 _THIN_CHANNELS = 16
+# Under YNNPACK dots (jaxbp._xla_flags, set by default from jaxlib 0.10) XLA's
+# convolutions win wherever the map is not small, dw included (one core,
+# batch 128, ms, lax vs matmul: dw 16x16 64->128 46 vs 165, 8x8 256->256 74
+# vs 196, 4x4 512->512 71 vs 132; batch 32: 16x16 10 vs 35); only thin inputs
+# on many rows still want matmul (32x32 3->64: dx 11 vs 35, dw 24 vs 33).
 
 
 LAX, MATMUL = "lax", "matmul"
 
 
-def choose_impl(x_shape, w_shape, stride=1, padding="SAME", backend=None):
+def choose_impl(
+    x_shape, w_shape, stride=1, padding="SAME", backend=None, ynn=None
+):
   """Returns the formulation, ``'lax'`` or ``'matmul'``, of ``(y, dx, dw)``.
 
-  The choice is static: shapes, stride, padding and ``jax.default_backend()``
-  (or ``backend``). GPUs and TPUs always get XLA's convolutions. On CPU,
-  patches + matmul (and col2im for dx) run on small maps, where XLA:CPU's
-  convolutions are orders of magnitude slower; dx also uses col2im for thin
-  inputs, and dw uses one big matmul, once there are many patch rows.
-  Thresholds were measured on the VGG layers at batch 128 and at batch 8-32
-  (see ``benchmarks/conv.py``).
+  The choice is static: shapes, stride, padding, ``jax.default_backend()``
+  (or ``backend``) and whether XLA:CPU runs dots through YNNPACK
+  (``jaxbp._xla_flags.ynn_dots()``, or ``ynn``). GPUs and TPUs always get
+  XLA's convolutions. On CPU, patches + matmul (and col2im for dx) run on
+  small maps, where XLA:CPU's convolutions are orders of magnitude slower; dx
+  and dw also use them for thin inputs once there are many patch rows, and
+  without YNNPACK dw uses one big matmul on every large problem. Thresholds
+  were measured on the VGG layers at batch 128 and at batch 8-32 (see
+  ``benchmarks/conv.py``).
   """
   if (backend or jax.default_backend()) != "cpu":
     return (LAX, LAX, LAX)
+  if ynn is None:
+    ynn = _xla_flags.ynn_dots()
   strides, pads = strides_pads(*x_shape[1:3], w_shape, stride, padding)
   oh, ow = out_size(x_shape, w_shape, strides, pads)
   pixels = oh * ow
@@ -50,7 +63,8 @@ def choose_impl(x_shape, w_shape, stride=1, padding="SAME", backend=None):
   many = rows >= _MANY_ROWS and rows * math.prod(w_shape) >= _MANY_MACS
   thin = x_shape[3] < _THIN_CHANNELS
   pick = lambda matmul: MATMUL if matmul else LAX
-  return (pick(small), pick(small or (many and thin)), pick(small or many))
+  dw_matmul = many and (thin or not ynn)
+  return (pick(small), pick(small or (many and thin)), pick(small or dw_matmul))
 
 
 def resolve(impl, x_shape, w_shape, stride, padding):

@@ -3,9 +3,8 @@
 import functools
 
 import jax
-import jax.numpy as jnp
 
-from jaxbp.ops import _checks, _conv_impl
+from jaxbp.ops import _checks, _conv_impl, _reduce
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
@@ -93,7 +92,7 @@ def _conv2d_bwd(stride, padding, impl, res, dy):
   dx = _conv_impl.input_grad(impl[1], dy, w, x.shape, strides, pads)
   dw = _conv_impl.kernel_grad(impl[2], x, dy, w.shape, strides, pads)
   dx, dw = dx.astype(x.dtype), dw.astype(w.dtype)
-  db = None if bias_marker is None else jnp.sum(dy, (0, 1, 2)).astype(w.dtype)
+  db = None if bias_marker is None else _reduce.sum_leading(dy).astype(w.dtype)
   return dx, dw, db
 
 

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 
-from jaxbp.ops import _checks
+from jaxbp.ops import _checks, _reduce
 
 
 @jax.custom_vjp
@@ -72,7 +72,11 @@ def _linear_bwd(res, dy):
   lead = tuple(range(dy.ndim - 1))
   dx = jnp.matmul(dy, w.T).astype(x.dtype)
   dw = jnp.tensordot(x, dy, (lead, lead)).astype(w.dtype)
-  db = jnp.sum(dy, lead).astype(w.dtype) if bias_marker is not None else None
+  db = (
+      _reduce.sum_leading(dy).astype(w.dtype)
+      if bias_marker is not None
+      else None
+  )
   return dx, dw, db
 
 

@@ -5,7 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxbp.ops import _checks, _dtypes
+from jaxbp.ops import _checks, _dtypes, _reduce
 
 
 def _check(op, x, gamma, beta, min_ndim):
@@ -22,9 +22,13 @@ def _normalize(x, axes, eps):
   """Returns x_hat, rstd, mean and the biased variance in the statistics
   dtype (float32 for bf16/f16); the last three keep the reduced axes."""
   z = x.astype(_dtypes.stat_dtype(x))
-  mean = jnp.mean(z, axes, keepdims=True)
+  if axes == tuple(range(x.ndim - 1)):  # Batch norm: per channel, folded.
+    mean_of = lambda v: _reduce.mean_leading(v, keepdims=True)
+  else:
+    mean_of = lambda v: jnp.mean(v, axes, keepdims=True)
+  mean = mean_of(z)
   # Two-pass variance: E[(x - mean)^2] stays accurate when |mean| >> std.
-  var = jnp.mean(jnp.square(z - mean), axes, keepdims=True)
+  var = mean_of(jnp.square(z - mean))
   rstd = jax.lax.rsqrt(var + eps)
   return (z - mean) * rstd, rstd, mean, var
 
@@ -100,11 +104,10 @@ def _batch_norm_bwd(eps, res, dy):
   """
   del eps  # Used on the forward pass only.
   x_hat, rstd, gamma = res
-  axes = tuple(range(dy.ndim - 1))
   f = rstd.dtype
   dy32, x_hat32 = dy.astype(f), x_hat.astype(f)
-  dbeta = jnp.sum(dy32, axes)
-  dgamma = jnp.sum(dy32 * x_hat32, axes)
+  dbeta = _reduce.sum_leading(dy32)
+  dgamma = _reduce.sum_leading(dy32 * x_hat32)
   m = dy.size // dy.shape[-1]
   dx = (gamma.astype(f) * rstd) * (dy32 - (dbeta + x_hat32 * dgamma) / m)
   return (
@@ -225,7 +228,6 @@ def _layer_norm_bwd(eps, res, dy):
   """
   del eps  # Used on the forward pass only.
   x_hat, rstd, gamma = res
-  lead = tuple(range(dy.ndim - 1))
   f = rstd.dtype
   dy32, x_hat32 = dy.astype(f), x_hat.astype(f)
   g = gamma.astype(f) * dy32
@@ -234,8 +236,8 @@ def _layer_norm_bwd(eps, res, dy):
       - jnp.mean(g, -1, keepdims=True)
       - x_hat32 * jnp.mean(g * x_hat32, -1, keepdims=True)
   )
-  dgamma = jnp.sum(dy32 * x_hat32, lead)
-  dbeta = jnp.sum(dy32, lead)
+  dgamma = _reduce.sum_leading(dy32 * x_hat32)
+  dbeta = _reduce.sum_leading(dy32)
   return (
       dx.astype(dy.dtype),
       dgamma.astype(gamma.dtype),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jax import test_util
 
-from jaxbp import ops
+from jaxbp import _xla_flags, ops
 from jaxbp.gradcheck import jaxprs, references
 from jaxbp.ops import _conv_impl
 
@@ -120,17 +120,19 @@ def test_no_bias_gives_no_bias_cotangent(x64):
   _assert_close((y, *vjp(dy)), (ref, *ref_vjp(dy)), 1e-12)
 
 
-def test_choice_depends_on_backend_and_shape():
+@pytest.mark.parametrize("ynn", [False, True])
+def test_choice_depends_on_backend_shape_and_ynn_dots(ynn):
   # The CPU choice, asked for explicitly, so it is checked on any machine.
-  choose = functools.partial(_conv_impl.choose_impl, backend="cpu")
+  choose = functools.partial(_conv_impl.choose_impl, backend="cpu", ynn=ynn)
   # The VGG layers at batch 128 (see benchmarks/conv.py for the timings).
   assert choose((128, 2, 2, 512), (3, 3, 512, 512)) == MATMUL
   assert choose((128, 4, 4, 512), (3, 3, 512, 512)) == LAX
-  assert choose((128, 8, 8, 256), (3, 3, 256, 256)) == (
-      "lax",
-      "lax",
-      "matmul",
-  )
+  # Large maps: dw as one matmul, unless YNNPACK runs XLA's convolutions.
+  big_dw = "lax" if ynn else "matmul"
+  assert choose((128, 8, 8, 256), (3, 3, 256, 256)) == ("lax", "lax", big_dw)
+  assert choose((128, 16, 16, 64), (3, 3, 64, 128)) == ("lax", "lax", big_dw)
+  assert choose((32, 16, 16, 64), (3, 3, 64, 128)) == ("lax", "lax", big_dw)
+  # Thin inputs on many rows want col2im and one matmul either way.
   assert choose((128, 32, 32, 3), (3, 3, 3, 64)) == (
       "lax",
       "matmul",
@@ -144,10 +146,18 @@ def test_choice_depends_on_backend_and_shape():
   for backend in ("gpu", "tpu"):
     assert (
         _conv_impl.choose_impl(
-            (128, 2, 2, 512), (3, 3, 512, 512), 1, "SAME", backend
+            (128, 2, 2, 512), (3, 3, 512, 512), 1, "SAME", backend, ynn
         )
         == LAX
     )
+
+
+def test_choice_reads_ynn_dots_from_the_flags_the_backend_saw():
+  shape = ((128, 8, 8, 256), (3, 3, 256, 256))
+  seen = _conv_impl.choose_impl(*shape, backend="cpu")
+  assert seen == _conv_impl.choose_impl(
+      *shape, backend="cpu", ynn=_xla_flags.ynn_dots()
+  )
 
 
 _primitives = jaxprs.primitives

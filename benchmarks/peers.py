@@ -1,0 +1,289 @@
+"""jaxbp against what users would pick instead: PyTorch, and the seeds' NumPy.
+
+Run from the repository root, on an idle machine (PyTorch comes with the
+``bench`` extra: ``pip install -e '.[bench]'``)::
+
+  python -m benchmarks.peers [--batches=128,32] [--passes=2] [--quick]
+
+Every figure is measured in a child process of this one (``--worker=...``),
+one child after another, so each has the machine to itself and its peak RSS
+(``ru_maxrss``) is its own. The list of children runs ``--passes`` times, in
+reverse order every other pass, and each figure is the best pass (load from
+outside can only slow a pass). Rows:
+
+* the seeds' VGG (Table 1) Adam train step (forward, backward, update), same
+  batch and optimizer: jaxbp hand-written, jaxbp autodiff, PyTorch eager
+  (NCHW and channels-last) and ``torch.compile``; fp32, then bf16 compute;
+* every VGG layer alone (conv per map size, BN+ReLU, max-pool), forward and
+  forward+backward, jaxbp vs PyTorch eager;
+* the seeds' 2019 MLP protocol (1,500 SGD steps, batch 200, 3072-100-10
+  LeakyReLU): jaxbp against a NumPy implementation in the seeds' style
+  (``benchmarks/numpy_mlp.py``), training only (data already in memory).
+
+Writes the ``peers`` section of ``docs/benchmarks.md``.
+"""
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+QUICK = flags.DEFINE_bool("quick", False, "Batch 8, 2 steps: a smoke run.")
+BATCHES = flags.DEFINE_list("batches", ["128", "32"], "VGG batch sizes.")
+PASSES = flags.DEFINE_integer("passes", 2, "Rounds over all the children.")
+STEPS = flags.DEFINE_integer("steps", 12, "Timed VGG steps per child.")
+ONLY = flags.DEFINE_string("only", "", "Run the rows whose name has this.")
+WORKER = flags.DEFINE_string("worker", None, "Internal: one child's job.")
+
+# The seeds' VGG, Table 1; the same widths as jaxbp.models.VGG's default.
+VGG_TABLE1 = ((64,), (128,), (256, 256), (512, 512), (512, 512))
+LR = 1e-4  # The seeds' Adam.
+
+STEP_ROWS = (
+    ("jaxbp hand-written", "jax:manual"),
+    ("jaxbp autodiff", "jax:autodiff"),
+    ("PyTorch eager", "torch:eager"),
+    ("PyTorch eager, channels-last", "torch:channels_last"),
+    ("torch.compile", "torch:compile"),
+)
+
+
+def peak_rss_mib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def median(xs):
+  xs = sorted(xs)
+  return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
+def _time_calls(call, steps, warmup=3):
+  """Median seconds of `call()` (which must block until done)."""
+  for _ in range(warmup):
+    call()
+  times = []
+  for _ in range(steps):
+    began = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - began)
+  return median(times)
+
+
+# ---------------------------------------------------------------- jaxbp side
+
+
+def jax_vgg_step(vjp, batch, dtype):
+  """The compiled Adam train step of jaxbp's VGG and a call that runs it."""
+  import jax
+  import jax.numpy as jnp
+  import optax
+  from flax import nnx
+
+  from jaxbp import models, nn, ops
+
+  compute = jnp.bfloat16 if dtype == "bf16" else None
+  model = models.VGG(vjp=vjp, dtype=compute, rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  loss = nn.select(ops.softmax_cross_entropy, vjp)
+
+  def step(state, x, labels):
+    model, optimizer = nnx.merge(graphdef, state)
+    value, grads = nnx.value_and_grad(lambda m: loss(m(x), labels))(model)
+    optimizer.update(model, grads)
+    return nnx.state((model, optimizer)), value
+
+  kx, ky = jax.random.split(jax.random.key(0))
+  x = jax.random.uniform(kx, (batch, 32, 32, 3), jnp.float32)
+  labels = jax.random.randint(ky, (batch,), 0, 10)
+  compiled = jax.jit(step, donate_argnums=0).lower(state, x, labels).compile()
+  box = [state]
+
+  def call():
+    box[0], value = compiled(box[0], x, labels)
+    value.block_until_ready()
+
+  return call
+
+
+def jax_layers(batch, dtype):
+  """(name, forward call, forward+backward call) of every VGG layer alone."""
+  import jax
+  import jax.numpy as jnp
+
+  from jaxbp import ops
+
+  compute = jnp.bfloat16 if dtype == "bf16" else jnp.float32
+  key = iter(jax.random.split(jax.random.key(1), 64))
+  rand = lambda *s: jax.random.normal(next(key), s, jnp.float32).astype(compute)
+
+  def timed(fn, *args):
+    fwd = jax.jit(fn)
+    grad = jax.jit(lambda *a: jax.vjp(fn, *a)[1](fn(*a)))
+
+    def block(f):
+      return lambda: jax.block_until_ready(f(*args))
+
+    return block(fwd), block(grad)
+
+  for name, size, cin, cout in vgg_layers():
+    x, w, b = rand(batch, size, size, cin), rand(3, 3, cin, cout), rand(cout)
+    yield (name, *timed(ops.conv2d, x, w, b))
+  for name, size, c in vgg_norm_layers():
+    x, g, bt = rand(batch, size, size, c), rand(c), rand(c)
+    yield (name, *timed(lambda x, g, b: ops.relu(ops.batch_norm(x, g, b)), x, g, bt))
+  for name, size, c in vgg_pool_layers():
+    yield (name, *timed(lambda x: ops.max_pool2d(x, 3, 2, 1), rand(batch, size, size, c)))
+
+
+# -------------------------------------------------------------- PyTorch side
+
+
+def torch_vgg():
+  from torch import nn
+
+  layers, width = [], 3
+  for group in VGG_TABLE1:
+    for features in group:
+      layers += [
+          nn.Conv2d(width, features, 3, padding=1),
+          nn.BatchNorm2d(features),
+          nn.ReLU(inplace=True),
+      ]
+      width = features
+    layers.append(nn.MaxPool2d(3, 2, 1))
+  return nn.Sequential(*layers, nn.Flatten(), nn.Linear(width, 10))
+
+
+def torch_vgg_step(mode, batch, dtype):
+  import torch
+
+  torch.manual_seed(0)
+  model = torch_vgg()
+  x = torch.rand(batch, 3, 32, 32)
+  labels = torch.randint(0, 10, (batch,))
+  if mode == "channels_last":
+    model = model.to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+  optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+  loss_fn = torch.nn.CrossEntropyLoss()
+  forward = torch.compile(model) if mode == "compile" else model
+
+  def call():
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", torch.bfloat16, enabled=dtype == "bf16"):
+      loss = loss_fn(forward(x), labels)
+    loss.backward()
+    optimizer.step()
+
+  return call
+
+
+def torch_layers(batch, dtype):
+  import torch
+  import torch.nn.functional as F
+
+  compute = torch.bfloat16 if dtype == "bf16" else torch.float32
+  gen = torch.Generator().manual_seed(1)
+  rand = lambda *s: torch.randn(*s, generator=gen).to(compute)
+
+  def timed(fn, *args):
+    def fwd():
+      with torch.no_grad():
+        fn(*args)
+
+    leaves = [a.detach().requires_grad_() for a in args]
+
+    def grad():
+      y = fn(*leaves)
+      y.backward(torch.ones_like(y))
+      for a in leaves:
+        a.grad = None
+
+    return fwd, grad
+
+  for name, size, cin, cout in vgg_layers():
+    x, w, b = rand(batch, cin, size, size), rand(cout, cin, 3, 3), rand(cout)
+    yield (name, *timed(lambda x, w, b: F.conv2d(x, w, b, padding=1), x, w, b))
+  for name, size, c in vgg_norm_layers():
+    x, g, bt = rand(batch, c, size, size), rand(c), rand(c)
+    yield (
+        name,
+        *timed(lambda x, g, b: F.relu(F.batch_norm(x, None, None, g, b, True)), x, g, bt),
+    )
+  for name, size, c in vgg_pool_layers():
+    yield (name, *timed(lambda x: F.max_pool2d(x, 3, 2, 1), rand(batch, c, size, size)))
+
+
+def vgg_layers():
+  """(name, map size, in, out) of each distinct conv of the VGG."""
+  seen, size, width = [], 32, 3
+  for group in VGG_TABLE1:
+    for features in group:
+      if (size, width, features) not in seen:
+        seen.append((size, width, features))
+      width = features
+    size //= 2
+  return [(f"conv {s}x{s} {i}->{o}", s, i, o) for s, i, o in seen]
+
+
+def vgg_norm_layers():
+  sizes = [(32, 64), (16, 128), (8, 256), (4, 512), (2, 512)]
+  return [(f"BN+ReLU {s}x{s}x{c}", s, c) for s, c in sizes]
+
+
+def vgg_pool_layers():
+  sizes = [(32, 64), (16, 128), (8, 256), (4, 512), (2, 512)]
+  return [(f"max-pool 3x3/2 {s}x{s}x{c}", s, c) for s, c in sizes]
+
+
+# ------------------------------------------------------------------ children
+
+
+def run_worker(spec: str) -> dict:
+  """Runs one child's job (`kind:...`) and returns its figures."""
+  kind, *rest = spec.split(":")
+  if kind == "step":
+    framework, mode, batch, dtype = rest
+    make = jax_vgg_step if framework == "jax" else torch_vgg_step
+    call = make(mode, int(batch), dtype)
+    return {"seconds": _time_calls(call, STEPS.value), "rss_mib": peak_rss_mib()}
+  if kind == "layers":
+    framework, batch, dtype = rest
+    layers = jax_layers if framework == "jax" else torch_layers
+    out = {}
+    for name, fwd, grad in layers(int(batch), dtype):
+      out[name] = [_time_calls(fwd, 5), _time_calls(grad, 5)]
+    return out
+  if kind == "mlp":
+    from benchmarks import numpy_mlp
+
+    (framework,) = rest
+    return {"seconds": numpy_mlp.train_seconds(framework)}
+  raise ValueError(f"unknown worker {spec!r}")
+
+
+def child(spec: str) -> dict | None:
+  """Runs `--worker=spec` in a child process; None (and why) if it failed."""
+  command = [sys.executable, "-m", "benchmarks.peers", f"--worker={spec}"]
+  command += [f"--steps={STEPS.value}"]
+  result = subprocess.run(command, capture_output=True, text=True)
+  if result.returncode != 0:
+    tail = (result.stderr.strip().splitlines() or ["?"])[-1]
+    print(f"  {spec}: failed ({tail[:200]})", flush=True)
+    return None
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+  del argv
+  if WORKER.value:
+    print(json.dumps(run_worker(WORKER.value)), flush=True)
+    return
+
+
+if __name__ == "__main__":
+  app.run(main)

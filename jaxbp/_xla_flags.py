@@ -1,0 +1,81 @@
+"""XLA:CPU flags jaxbp sets before the backend starts, and whether they took.
+
+XLA reads ``XLA_FLAGS`` once, when its CPU client is created (the first
+``jax.devices()``, jit or array). ``import jaxbp`` adds the flags below to
+``XLA_FLAGS`` if that has not happened yet, leaving any flag the user set
+there as it is; ``JAXBP_XLA_FLAGS=0`` keeps ``XLA_FLAGS`` untouched.
+Formulation choices made per shape (``ops._conv_impl.choose_impl``) read
+:func:`ynn_dots` to know which backend they are tuned for.
+
+``--xla_cpu_experimental_ynn_fusion_type=dot`` runs XLA:CPU's dots and
+convolutions through YNNPACK. Measured on a 2-core AVX-512 Xeon, jaxlib
+0.10.2, batch 128, one core, ms (default -> flag): XLA's convolution as dw
+16x16 64->128 173 -> 46, 8x8 256->256 192 -> 74, 4x4 512->512 91 -> 71; the
+forward 8x8 256->256 81 -> 61, 4x4 512->512 86 -> 64; patches + matmul
+formulations get slightly slower (dw 16x16 142 -> 165). With choose_impl
+re-tuned under it, the VGG Adam train step runs faster (figures in
+docs/benchmarks.md, ``python -m benchmarks.peers``). Its results equal the
+default's to float32 rounding (tests/test_xla_flags.py); float64 checks run
+under it in the whole suite. jaxlib 0.7.2 does not know the flag (XLA would
+abort on it), so it is set only from jaxlib 0.10, the first release it was
+verified on.
+"""
+
+import os
+
+YNN = "--xla_cpu_experimental_ynn_fusion_type"
+DEFAULTS = ((YNN, "dot", (0, 10)),)  # (flag, value, first jaxlib verified)
+OPT_OUT = "JAXBP_XLA_FLAGS"
+
+
+def _jaxlib_version() -> tuple[int, ...]:
+  from importlib import metadata
+
+  try:
+    text = metadata.version("jaxlib")
+  except metadata.PackageNotFoundError:
+    return ()
+  return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+def _backend_started() -> bool:
+  import sys
+
+  bridge = sys.modules.get("jax._src.xla_bridge")
+  return bool(bridge is not None and bridge.backends_are_initialized())
+
+
+def apply(env=os.environ) -> list[str]:
+  """Adds the default flags to ``env['XLA_FLAGS']``; returns those added.
+
+  Adds nothing when the backend already started, when ``JAXBP_XLA_FLAGS`` is
+  ``0``, or for a flag the user already gave (any value).
+  """
+  if env.get(OPT_OUT, "1") == "0" or _backend_started():
+    return []
+  given = env.get("XLA_FLAGS", "")
+  version = _jaxlib_version()
+  added = [
+      f"{flag}={value}"
+      for flag, value, since in DEFAULTS
+      if version >= since and f"{flag}=" not in given
+  ]
+  if added:
+    env["XLA_FLAGS"] = " ".join([given, *added]).strip()
+  return added
+
+
+def ynn_dots() -> bool:
+  """Whether XLA:CPU runs its dots and convolutions through YNNPACK.
+
+  Read from ``XLA_FLAGS`` as the CPU client saw it (the value at import, if
+  the backend had started before).
+  """
+  for part in reversed(_SEEN.split()):
+    if part.startswith(f"{YNN}="):
+      return part.split("=", 1)[1] not in ("", "none", "default")
+  return False
+
+
+apply()
+_SEEN = os.environ.get("XLA_FLAGS", "")

@@ -1,0 +1,123 @@
+"""The XLA:CPU flags jaxbp sets: when they are set, and that results agree.
+
+XLA reads XLA_FLAGS once per process, so each setting runs in a child
+process; the children compute the same hand-written convolution gradients and
+a VGG train step, and the results must agree to float32 rounding.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxbp import _xla_flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SUPPORTED = _xla_flags._jaxlib_version() >= _xla_flags.DEFAULTS[0][2]
+
+# Conv y, dx, dw over shapes where choose_impl picks each formulation, and two
+# Adam steps of a small VGG; prints the flags seen and the numbers as JSON.
+CHILD = r"""
+import json, os, sys
+import jaxbp
+import jax, jax.numpy as jnp, optax
+from flax import nnx
+from jaxbp import _xla_flags, models, ops
+out = {"flags": os.environ.get("XLA_FLAGS", ""), "ynn": _xla_flags.ynn_dots()}
+k = iter(jax.random.split(jax.random.key(0), 99))
+for n, s, i, o in [(32, 16, 16, 64), (16, 8, 8, 96), (8, 32, 32, 3), (8, 2, 2, 64)]:
+  x = jax.random.normal(next(k), (n, s, s, i))
+  w = jax.random.normal(next(k), (3, 3, i, o)) / (3 * i ** 0.5)
+  b = jax.random.normal(next(k), (o,))
+  loss = lambda x, w, b: jnp.sum(jnp.sin(ops.conv2d(x, w, b)))
+  y = ops.conv2d(x, w, b)
+  grads = jax.jit(jax.grad(loss, (0, 1, 2)))(x, w, b)
+  out[f"conv{s}x{s}x{i}"] = [a.ravel()[:4096].tolist() for a in (y, *grads)]
+model = models.VGG(groups=((16,), (32,), (32,)), rngs=nnx.Rngs(0))
+opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+x = jax.random.uniform(next(k), (16, 32, 32, 3))
+labels = jax.random.randint(next(k), (16,), 0, 10)
+step = nnx.jit(lambda m, o: (lambda l, g: (o.update(m, g), l)[1])(
+    *nnx.value_and_grad(lambda m: ops.softmax_cross_entropy(m(x), labels))(m)))
+out["losses"] = [float(step(model, opt)) for _ in range(3)]
+out["kernel"] = model.classifier.kernel[...].ravel().tolist()
+print(json.dumps(out))
+"""
+
+
+def child(**env) -> dict:
+  full = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  full.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **env)
+  result = subprocess.run(
+      [sys.executable, "-c", CHILD],
+      env=full,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def runs():
+  return {"default": child(), "off": child(JAXBP_XLA_FLAGS="0")}
+
+
+@pytest.mark.skipif(not SUPPORTED, reason="jaxlib older than the flags' check")
+def test_import_sets_ynn_dots_and_results_match_the_default(runs):
+  on, off = runs["default"], runs["off"]
+  assert on["ynn"] and "--xla_cpu_experimental_ynn_fusion_type=dot" in on["flags"]
+  assert not off["ynn"] and off["flags"] == ""
+  for name in on:
+    if name.startswith("conv"):
+      for a, b in zip(on[name], off[name], strict=True):
+        scale = np.max(np.abs(b))
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * scale)
+  np.testing.assert_allclose(on["losses"], off["losses"], rtol=1e-5)
+  np.testing.assert_allclose(on["kernel"], off["kernel"], rtol=0, atol=1e-5)
+  assert on["losses"][-1] < on["losses"][0]  # The steps really trained.
+
+
+def test_older_jaxlib_gets_no_flag(monkeypatch):
+  monkeypatch.setattr(_xla_flags, "_jaxlib_version", lambda: (0, 7))
+  monkeypatch.setattr(_xla_flags, "_backend_started", lambda: False)
+  env = {}
+  assert _xla_flags.apply(env) == [] and env == {}
+
+
+def test_apply_keeps_the_users_flags_and_opt_out(monkeypatch):
+  monkeypatch.setattr(_xla_flags, "_jaxlib_version", lambda: (0, 10))
+  monkeypatch.setattr(_xla_flags, "_backend_started", lambda: False)
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  assert _xla_flags.apply(env) == [
+      "--xla_cpu_experimental_ynn_fusion_type=dot"
+  ]
+  assert env["XLA_FLAGS"] == (
+      "--xla_force_host_platform_device_count=2"
+      " --xla_cpu_experimental_ynn_fusion_type=dot"
+  )
+  mine = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
+  assert _xla_flags.apply(mine) == []
+  assert mine["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type="
+  off = {"JAXBP_XLA_FLAGS": "0"}
+  assert _xla_flags.apply(off) == [] and "XLA_FLAGS" not in off
+  monkeypatch.setattr(_xla_flags, "_backend_started", lambda: True)
+  late = {}
+  assert _xla_flags.apply(late) == [] and late == {}
+
+
+def test_ynn_dots_reads_the_last_value_given(monkeypatch):
+  flag = "--xla_cpu_experimental_ynn_fusion_type"
+  for seen, expected in [
+      ("", False),
+      (f"{flag}=dot", True),
+      (f"{flag}=dot {flag}=", False),
+      (f"--xla_cpu_use_onednn=true {flag}=dot", True),
+  ]:
+    monkeypatch.setattr(_xla_flags, "_SEEN", seen)
+    assert _xla_flags.ynn_dots() is expected
