@@ -15,10 +15,11 @@ tutorial maps pixels to [-1, 1]). 10 epochs of 45,000 images at batch 4 are
 Stage 2 (Adam vs SGD, dropout) starts from the best of these:
 configs/studies/convnet_best.py.
 
-Result: not measured yet. A smoke of 3,000 steps of lr0.001_m0.9 on the
-2-core CPU ran at 2,100 images/s (0.375 validation accuracy after 12,000
-images); at that speed a 10-epoch run takes about 4 minutes, the study
-about 25.
+Result (image_folder CIFAR-10 copy, 2-core Xeon, one core, 977 s for the six;
+validation accuracy, final / best at epoch): lr5e-4_m0.9 0.598 / 0.600 (8),
+lr5e-4_m0.95 0.579 / 0.587 (6), lr1e-3_m0.9 0.563 / 0.583 (5), lr1e-3_m0.95
+0.533 / 0.548 (5), lr1e-2 (both momenta) diverges to chance (0.105, 0.101).
+The tutorial reports 54 % test accuracy after its 2 epochs at lr 1e-3, m 0.9.
 """
 
 from train import study

@@ -16,7 +16,10 @@ chosen setting, rerun it with `--config.validation_size=0` in another
   python -m train.study --config configs/studies/convnet_best.py \
       --config.dataset=image_folder:../shared/data/cifar10
 
-Result: not measured yet.
+Result (image_folder CIFAR-10 copy, 2-core Xeon, one core, 714 s for the
+four; stage 1's best was lr 5e-4, momentum 0.9; validation accuracy, final /
+best at epoch): sgd 0.598 / 0.600 (8), adam 0.591 / 0.597 (5),
+sgd_dropout0.1 0.617 / 0.617 (10), sgd_dropout0.3 0.573 / 0.573 (10).
 """
 
 from configs.studies import convnet

@@ -1,0 +1,81 @@
+"""The benchmarks' peers compute what they claim (no timing here)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import numpy_mlp, peers
+
+
+def test_numpy_mlp_peer_backward_matches_autodiff(x64):
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((6, 12))
+  labels = rng.integers(0, 4, 6)
+  layers = [
+      numpy_mlp.Linear(12, 5, rng, np.float64),
+      numpy_mlp.LeakyReLU(),
+      numpy_mlp.Linear(5, 4, rng, np.float64),
+  ]
+  for layer in layers[::2]:  # N(0, 1e-4) would leave the ReLU almost linear.
+    layer.w = rng.standard_normal(layer.w.shape)
+    layer.b = rng.standard_normal(layer.b.shape)
+  loss = numpy_mlp.SoftmaxCrossEntropy()
+  h = x
+  for layer in layers:
+    h = layer.forward(h)
+  value = loss.forward(h, labels)
+  d = loss.backward()
+  for layer in reversed(layers):
+    d = layer.backward(d)
+
+  def reference(params, x):
+    (w1, b1), (w2, b2) = params
+    z = x @ w1 + b1
+    z = jnp.where(z > 0, z, numpy_mlp.SLOPE * z)
+    logp = jax.nn.log_softmax(z @ w2 + b2)
+    return -jnp.mean(logp[jnp.arange(6), labels])
+
+  params = [(layer.w, layer.b) for layer in layers[::2]]
+  want, (grads, dx) = jax.value_and_grad(reference, (0, 1))(params, x)
+  np.testing.assert_allclose(value, want, rtol=1e-12)
+  np.testing.assert_allclose(d, dx, rtol=1e-10, atol=1e-12)
+  for layer, (dw, db) in zip(layers[::2], grads, strict=True):
+    np.testing.assert_allclose(layer.dw, dw, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.db, db, rtol=1e-10, atol=1e-12)
+
+
+def test_vgg_layer_lists_cover_each_distinct_layer_once():
+  convs = peers.vgg_layers()
+  assert [(s, i, o) for _, s, i, o in convs] == [
+      (32, 3, 64),
+      (16, 64, 128),
+      (8, 128, 256),
+      (8, 256, 256),
+      (4, 256, 512),
+      (4, 512, 512),
+      (2, 512, 512),
+  ]
+  assert len(peers.vgg_norm_layers()) == len(peers.vgg_pool_layers()) == 5
+
+
+def test_torch_vgg_matches_jaxbp_vgg_parameter_count():
+  torch = pytest.importorskip("torch")  # The `bench` extra; CI has none.
+  from flax import nnx
+
+  from jaxbp import models
+
+  ours = models.VGG(rngs=nnx.Rngs(0))
+  count = sum(p.size for p in jax.tree.leaves(nnx.state(ours, nnx.Param)))
+  theirs = sum(p.numel() for p in peers.torch_vgg().parameters())
+  assert count == theirs == 9_231_114
+  assert peers.torch_vgg()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_goal_lines_name_the_ratio_and_whether_met():
+  best = {
+      ("jaxbp hand-written", 32, "fp32"): {"seconds": 1.0, "rss_mib": 500},
+      ("PyTorch eager", 32, "fp32"): {"seconds": 1.3, "rss_mib": 400},
+  }
+  [line] = peers._goals(best, [32, 128])
+  assert "1.30x (met)" in line and "RSS 1.25x PyTorch's (not met)" in line
