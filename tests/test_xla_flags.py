@@ -71,7 +71,9 @@ def runs():
 @pytest.mark.skipif(not SUPPORTED, reason="jaxlib older than the flags' check")
 def test_import_sets_ynn_dots_and_results_match_the_default(runs):
   on, off = runs["default"], runs["off"]
-  assert on["ynn"] and "--xla_cpu_experimental_ynn_fusion_type=dot" in on["flags"]
+  assert (
+      on["ynn"] and "--xla_cpu_experimental_ynn_fusion_type=dot" in on["flags"]
+  )
   assert not off["ynn"] and off["flags"] == ""
   for name in on:
     if name.startswith("conv"):
@@ -94,9 +96,7 @@ def test_apply_keeps_the_users_flags_and_opt_out(monkeypatch):
   monkeypatch.setattr(_xla_flags, "_jaxlib_version", lambda: (0, 10))
   monkeypatch.setattr(_xla_flags, "_backend_started", lambda: False)
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  assert _xla_flags.apply(env) == [
-      "--xla_cpu_experimental_ynn_fusion_type=dot"
-  ]
+  assert _xla_flags.apply(env) == ["--xla_cpu_experimental_ynn_fusion_type=dot"]
   assert env["XLA_FLAGS"] == (
       "--xla_force_host_platform_device_count=2"
       " --xla_cpu_experimental_ynn_fusion_type=dot"

@@ -15,6 +15,7 @@ def quiet():
   failed restore also leaves TensorStore callbacks that fire into a closed
   event loop, and unawaited coroutines: Python reports those as "unraisable".
   """
+  _drop_closed_loop_reports()  # Before the hook below is saved and reset.
   handlers = [h for h in (*logging.root.handlers, logging.lastResort) if h]
   # asyncio logs the failed reads again when Orbax's event loop shuts down.
   drop = lambda r: 'orbax' not in r.pathname and r.name != 'asyncio'
@@ -90,3 +91,43 @@ def _drop_orbax_asyncio_reports() -> None:
 
   keep.drops_orbax = True
   logger.addFilter(keep)
+
+
+def _closed_loop(exc, tb) -> bool:
+  """Whether this is a late callback into Orbax's closed event loop.
+
+  TensorStore completes a failed read or write from its own thread with
+  ``loop.call_soon_threadsafe``; after Orbax closed that loop the call raises
+  "Event loop is closed" with no Python caller, and the binding prints it.
+  """
+  if not (isinstance(exc, RuntimeError) and 'Event loop is closed' in str(exc)):
+    return False
+  while tb is not None:
+    if tb.tb_frame.f_code.co_name == 'call_soon_threadsafe':
+      return True
+    tb = tb.tb_next
+  return False
+
+
+def _drop_closed_loop_reports() -> None:
+  """Installs, once, hooks that drop `_closed_loop` reports, for good.
+
+  They can come at any time after the failed call (seen in CI after the
+  run's one error line, at exit); every other report goes to the hook that
+  was there before.
+  """
+  if getattr(sys.excepthook, 'drops_closed_loop', False):
+    return
+  previous_except, previous_unraisable = sys.excepthook, sys.unraisablehook
+
+  def excepthook(kind, exc, tb):
+    if not _closed_loop(exc, tb):
+      previous_except(kind, exc, tb)
+
+  def unraisablehook(unraisable):
+    if not _closed_loop(unraisable.exc_value, unraisable.exc_traceback):
+      previous_unraisable(unraisable)
+
+  excepthook.drops_closed_loop = True
+  sys.excepthook = excepthook
+  sys.unraisablehook = unraisablehook
