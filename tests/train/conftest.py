@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import sys
 import tempfile
 
 import jax
@@ -11,6 +12,8 @@ import pytest
 from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # The repository.
+QUICKSTART_MLP = ROOT / 'configs' / 'quickstart_mlp.py'
+TIMING = ('images_per_sec', 'wall_time')  # Row fields that differ run to run.
 
 # Runs that compile the same program (a resume, a rerun, a subprocess) take it
 # from JAX's persistent compilation cache instead of compiling it again.
@@ -19,6 +22,40 @@ jax.config.update(
     os.path.join(tempfile.gettempdir(), 'jaxbp-tests-jax-cache'),
 )
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
+
+
+def subprocess_env(**extra) -> dict:
+  """The environment of a CLI subprocess: this checkout, the shared cache.
+
+  XLA_FLAGS is dropped (import jaxbp in the child sets its own defaults).
+  """
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  return {
+      **env,
+      'PYTHONPATH': str(ROOT),
+      'JAX_COMPILATION_CACHE_DIR': jax.config.jax_compilation_cache_dir,
+      'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0.2',
+      **extra,
+  }
+
+
+def mlp_command(workdir, max_steps, *flags) -> list[str]:
+  """`python -m train.mlp` of a tiny quick-start run (16 units), then `flags`.
+
+  The rate is constant, so a resumed run keeps the same rates.
+  """
+  return [
+      sys.executable,
+      '-m',
+      'train.mlp',
+      f'--config={QUICKSTART_MLP}',
+      f'--workdir={workdir}',
+      f'--config.max_steps={max_steps}',
+      '--config.schedule=constant',
+      '--config.model.hidden_units=(16,)',
+      '--noprogress',
+      *flags,
+  ]
 
 
 def data_config(**overrides) -> ml_collections.ConfigDict:

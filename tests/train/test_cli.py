@@ -18,13 +18,13 @@ from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
 
+from tests.train.conftest import ROOT, subprocess_env
 from train import cli, convnet, loop, mlp
 
 # ml_collections loads config files with importlib's deprecated load_module().
 pytestmark = pytest.mark.filterwarnings(
     'ignore:the load_module\\(\\) method is deprecated:DeprecationWarning'
 )
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 FAST = ('--noprogress', '--config.log_every=1')
 
 
@@ -149,17 +149,6 @@ def test_image_folder_of_unseen_gray_images_trains(tmp_path, monkeypatch):
   )
   [row] = rows(tmp_path / 'run')
   assert row['step'] == 3 and 0 <= row['test_accuracy'] <= 1
-
-
-def subprocess_env(**extra):
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
-  return {
-      **env,
-      'PYTHONPATH': str(ROOT),
-      'JAX_COMPILATION_CACHE_DIR': jax.config.jax_compilation_cache_dir,
-      'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0.2',
-      **extra,
-  }
 
 
 def load_file(path):

@@ -10,7 +10,8 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from tests.train.test_cli import FAST, rows, run_cli, subprocess_env
+from tests.train.conftest import subprocess_env
+from tests.train.test_cli import FAST, rows, run_cli
 from train import cli, config_files, convnet, mlp
 
 # ml_collections loads config files with importlib's deprecated load_module().

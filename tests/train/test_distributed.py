@@ -13,17 +13,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
-import jax
 import pytest
 
+from tests.train import conftest
 from train import distributed
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONFIG = ROOT / 'configs' / 'quickstart_mlp.py'
-TIMING = ('images_per_sec', 'wall_time')  # Row fields that differ run to run.
+ROOT, TIMING = conftest.ROOT, conftest.TIMING
 PEER_TIMEOUT = 5  # --peer_timeout of the kill tests, in seconds.
 
 
@@ -35,22 +32,15 @@ def free_port() -> int:
 
 def command(workdir, max_steps, *extra) -> list[str]:
   """A tiny quick-start run: 16 units, SGD (no Adam noise amplification)."""
-  return [
-      sys.executable,
-      '-m',
-      'train.mlp',
-      f'--config={CONFIG}',
-      f'--workdir={workdir}',
-      f'--config.max_steps={max_steps}',
+  return conftest.mlp_command(
+      workdir,
+      max_steps,
       '--config.eval_every=4',
       '--config.checkpoint_every=4',
       '--config.optimizer=momentum',
       '--config.learning_rate=0.1',
-      '--config.schedule=constant',
-      '--config.model.hidden_units=(16,)',
-      '--noprogress',
       *extra,
-  ]
+  )
 
 
 def start(workdir, max_steps, processes, devices, *extra, stdout=None):
@@ -58,13 +48,8 @@ def start(workdir, max_steps, processes, devices, *extra, stdout=None):
 
   The first one's `.address` is the run's coordinator address (or None).
   """
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
-  env.update(
-      PYTHONPATH=str(ROOT),
-      TF_CPP_MIN_LOG_LEVEL='2',
-      JAX_NUM_CPU_DEVICES=str(devices),
-      JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
-      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.2',
+  env = conftest.subprocess_env(
+      TF_CPP_MIN_LOG_LEVEL='2', JAX_NUM_CPU_DEVICES=str(devices)
   )
   flags, address = [], None
   if processes > 1:
@@ -266,7 +251,7 @@ def test_a_coordinator_port_in_use_is_one_line_from_process_zero(tmp_path):
     taken.bind(('localhost', 0))
     taken.listen()
     port = taken.getsockname()[1]
-    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'JAX_NUM_CPU_DEVICES': '1'}
+    env = conftest.subprocess_env(JAX_NUM_CPU_DEVICES='1')
     p = subprocess.run(
         command(tmp_path, 4)
         + [

@@ -12,46 +12,30 @@ import shutil
 import subprocess
 import sys
 
-import jax
 import pytest
 
 from tests.train import conftest
 from train import workdir as workdir_lib
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONFIG = ROOT / 'configs' / 'quickstart_mlp.py'
-TIMING = ('images_per_sec', 'wall_time')  # Row fields that differ run to run.
+ROOT, TIMING = conftest.ROOT, conftest.TIMING
 
 
 def cli_command(workdir, max_steps, *overrides) -> list[str]:
   """The command of a tiny quick-start run: 16 units, a checkpoint every 2."""
-  return [
-      sys.executable,
-      '-m',
-      'train.mlp',
-      f'--config={CONFIG}',
-      f'--workdir={workdir}',
-      f'--config.max_steps={max_steps}',
+  return conftest.mlp_command(
+      workdir,
+      max_steps,
       '--config.eval_every=2',
       '--config.checkpoint_every=2',
       '--config.keep_checkpoints=100',
-      '--config.schedule=constant',  # A resumed run keeps the same rates.
-      '--config.model.hidden_units=(16,)',
       '--config.model.dropout=0.1',
-      '--noprogress',
       *overrides,
-  ]
+  )
 
 
 def run(workdir, max_steps=6, *overrides, wrap=()):
   """Runs `cli_command` (after `wrap`, e.g. unshare) from the checkout root."""
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
-  env.update(
-      PYTHONPATH=str(ROOT),
-      TF_CPP_MIN_LOG_LEVEL='2',
-      JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir,
-      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.2',
-  )
+  env = conftest.subprocess_env(TF_CPP_MIN_LOG_LEVEL='2')
   return subprocess.run(
       [*wrap, *cli_command(workdir, max_steps, *overrides)],
       cwd=ROOT,
