@@ -25,6 +25,7 @@ Writes the ``peers`` section of ``docs/benchmarks.md``.
 
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -55,17 +56,12 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def median(xs):
-  xs = sorted(xs)
-  return (
-      xs[len(xs) // 2]
-      if len(xs) % 2
-      else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
-  )
-
-
 def _time_calls(call, steps, warmup=3):
-  """Median seconds of `call()` (which must block until done)."""
+  """Median seconds of `call()` (which must block until done).
+
+  Not `benchmarks._timing.median_time`: that imports JAX, which would load
+  into the PyTorch children too and add to their peak RSS.
+  """
   for _ in range(warmup):
     call()
   times = []
@@ -73,7 +69,7 @@ def _time_calls(call, steps, warmup=3):
     began = time.perf_counter()
     call()
     times.append(time.perf_counter() - began)
-  return median(times)
+  return statistics.median(times)
 
 
 # ---------------------------------------------------------------- jaxbp side
