@@ -1,11 +1,12 @@
 """The mini-autodiff (vugrad) ops: divide, normalize and expand."""
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 
-from jaxbp.ops import _checks
+from jaxbp.ops import _checks, _reduce
 
 
 def _unbroadcast(g: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -18,7 +19,10 @@ def _unbroadcast(g: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   )
   if kept:
     g = jnp.sum(g, kept, keepdims=True)
-  return jnp.sum(g, lead) if lead else g
+  if lead:  # As rows of the kept entries: _reduce's fast per-column sum.
+    rest = g.shape[len(lead) :]
+    g = _reduce.sum_leading(g.reshape(-1, math.prod(rest))).reshape(rest)
+  return g
 
 
 @jax.custom_vjp
