@@ -1,4 +1,5 @@
-"""How conv2d computes y, dx and dw: XLA's convolution or patches + matmul.
+"""How conv2d computes y, dx and dw: XLA's convolution, patches + matmul, or
+one matmul per kernel tap.
 
 On CPU the formulation is chosen per part and per shape (:func:`choose_impl`),
 since XLA:CPU's convolutions are orders of magnitude slower on small maps;
@@ -33,21 +34,36 @@ _THIN_CHANNELS = 16
 # on many rows still want matmul (32x32 3->64: dx 11 vs 35, dw 24 vs 33).
 
 
-LAX, MATMUL = "lax", "matmul"
+# On small maps, one matmul per kernel tap over just the inputs it meets
+# ('taps': y += x_region @ w[i, j], shifted into place) skips the products
+# with padding that patches + matmul and XLA's convolution compute: on 2x2 a
+# 3x3 kernel meets 16 (pixel, tap) pairs, not 36. Forward + backward, 3x3
+# kernels, ms, lax / matmul / taps, under YNNPACK: batch 128: 2x2 512->512
+# 2172 / 23.4 / 11.7, 3x3 256->256 15.6 / 15.5 / 11.4, 4x4 512->512 85.7 /
+# 104 / 78.4, 4x4 256->512 40.1 / 51.7 / 37.2, but 6x6 128->128 13.8 / 27.5
+# / 15.9; batch 32: 4x4 512->512 22.8 / 20.8 / 18.0, 3x3 256->256 4.4 / 4.1
+# / 3.0. Without YNNPACK it replaces patches + matmul on the maps of at most
+# _SMALL_MAP pixels only (4x4 was not measured there).
+_TAPS_MAP = 16
+
+
+LAX, MATMUL, TAPS = "lax", "matmul", "taps"
 
 
 def choose_impl(
     x_shape, w_shape, stride=1, padding="SAME", backend=None, ynn=None
 ):
-  """Returns the formulation, ``'lax'`` or ``'matmul'``, of ``(y, dx, dw)``.
+  """Returns the formulation (``'lax'``, ``'matmul'``, ``'taps'``) of
+  ``(y, dx, dw)``.
 
   The choice is static: shapes, stride, padding, ``jax.default_backend()``
   (or ``backend``) and whether XLA:CPU runs dots through YNNPACK
   (``jaxbp._xla_flags.ynn_dots()``, or ``ynn``). GPUs and TPUs always get
-  XLA's convolutions. On CPU, patches + matmul (and col2im for dx) run on
-  small maps, where XLA:CPU's convolutions are orders of magnitude slower; dx
-  and dw also use them for thin inputs once there are many patch rows, and
-  without YNNPACK dw uses one big matmul on every large problem. Thresholds
+  XLA's convolutions. On CPU, small maps (where XLA:CPU's convolutions can
+  be orders of magnitude slower) run as one matmul per kernel tap over the
+  inputs it meets (``'taps'``); dx and dw use patches + matmul (col2im for
+  dx) for thin inputs once there are many patch rows, and without YNNPACK
+  dw uses one big patches matmul on every large problem. Thresholds
   were measured on the VGG layers at batch 128 and at batch 8-32 (see
   ``benchmarks/conv.py``).
   """
@@ -58,13 +74,14 @@ def choose_impl(
   strides, pads = strides_pads(*x_shape[1:3], w_shape, stride, padding)
   oh, ow = out_size(x_shape, w_shape, strides, pads)
   pixels = oh * ow
-  small = pixels <= _SMALL_MAP
+  if pixels <= (_TAPS_MAP if ynn else _SMALL_MAP):
+    return (TAPS, TAPS, TAPS)
   rows = x_shape[0] * pixels
   many = rows >= _MANY_ROWS and rows * math.prod(w_shape) >= _MANY_MACS
   thin = x_shape[3] < _THIN_CHANNELS
   pick = lambda matmul: MATMUL if matmul else LAX
   dw_matmul = many and (thin or not ynn)
-  return (pick(small), pick(small or (many and thin)), pick(small or dw_matmul))
+  return (LAX, pick(many and thin), pick(dw_matmul))
 
 
 def resolve(impl, x_shape, w_shape, stride, padding):
@@ -75,29 +92,30 @@ def resolve(impl, x_shape, w_shape, stride, padding):
   if not (
       isinstance(impl, tuple)
       and len(impl) == 3
-      and all(part in (LAX, MATMUL) for part in impl)
+      and all(part in (LAX, MATMUL, TAPS) for part in impl)
   ):
     raise ValueError(
-        "conv2d: impl must be None or a (y, dx, dw) tuple of 'lax' and"
-        f" 'matmul', got {impl!r}."
+        "conv2d: impl must be None or a (y, dx, dw) tuple of 'lax',"
+        f" 'matmul' and 'taps', got {impl!r}."
     )
   return impl
 
 
 def forward(impl, x, w, strides, pads):
-  """y without the bias, as XLA's convolution or patches @ kernel."""
-  return (_matmul_conv if impl == MATMUL else _lax_conv)(x, w, strides, pads)
+  """y without the bias: XLA's convolution, patches @ kernel or per tap."""
+  fn = {LAX: _lax_conv, MATMUL: _matmul_conv, TAPS: _taps_conv}[impl]
+  return fn(x, w, strides, pads)
 
 
 def input_grad(impl, dy, w, x_shape, strides, pads):
-  """dx, as the transposed convolution or col2im of dy @ kernel^T."""
-  fn = _dx_col2im if impl == MATMUL else _dx_lax
+  """dx: the transposed convolution, col2im of dy @ kernel^T or per tap."""
+  fn = {LAX: _dx_lax, MATMUL: _dx_col2im, TAPS: _dx_taps}[impl]
   return fn(dy, w, x_shape, strides, pads)
 
 
 def kernel_grad(impl, x, dy, w_shape, strides, pads):
-  """dw, as a convolution over the batch or patches^T @ dy."""
-  fn = _dw_matmul if impl == MATMUL else _dw_lax
+  """dw: a convolution over the batch, patches^T @ dy or per tap."""
+  fn = {LAX: _dw_lax, MATMUL: _dw_matmul, TAPS: _dw_taps}[impl]
   return fn(x, dy, w_shape, strides, pads)
 
 
@@ -190,6 +208,77 @@ def _dw_lax(x, dy, w_shape, strides, pads):
       rhs_dilation=strides,
       dimension_numbers=("CHWN", "IHWO", "HWNC"),
   )
+
+
+def _tap_regions(x_shape, w_shape, strides, pads, out):
+  """Yields (i, j, rows, cols) for every tap that meets the input: rows =
+  (u0, nu, a0), the outputs u0..u0+nu-1 read input rows a0, a0+s, ...
+  (a = s*u + i - top); cols likewise."""
+  (sh, sw), ((top, _), (left, _)) = strides, pads
+
+  def span(k, size, s, lo, o):
+    valid = [u for u in range(o) if 0 <= s * u + k - lo < size]
+    return (valid[0], len(valid), s * valid[0] + k - lo) if valid else None
+
+  for i in range(w_shape[0]):
+    rows = span(i, x_shape[1], sh, top, out[0])
+    for j in range(w_shape[1]):
+      cols = span(j, x_shape[2], sw, left, out[1])
+      if rows and cols:
+        yield i, j, rows, cols
+
+
+def _region(x, rows, cols, strides):
+  """x[:, a0 : a0 + s*(nu-1) + 1 : s, b0 : ... : s]: the inputs a tap reads."""
+  (_, nu, a0), (_, nv, b0), (sh, sw) = rows, cols, strides
+  return x[
+      :, a0 : a0 + sh * (nu - 1) + 1 : sh, b0 : b0 + sw * (nv - 1) + 1 : sw
+  ]
+
+
+def _taps_conv(x, w, strides, pads):
+  oh, ow = out_size(x.shape, w.shape, strides, pads)
+  zero, y = jnp.zeros((), x.dtype), 0
+  for i, j, rows, cols in _tap_regions(
+      x.shape, w.shape, strides, pads, (oh, ow)
+  ):
+    r = jnp.matmul(_region(x, rows, cols, strides), w[i, j])
+    (u0, nu, _), (v0, nv, _) = rows, cols
+    cfg = ((0, 0, 0), (u0, oh - u0 - nu, 0), (v0, ow - v0 - nv, 0), (0, 0, 0))
+    y = y + jax.lax.pad(r, zero, cfg)
+  return y
+
+
+def _dx_taps(dy, w, x_shape, strides, pads):
+  zero, dx = jnp.zeros((), dy.dtype), jnp.zeros(x_shape, dy.dtype)
+  (sh, sw), (h, wd) = strides, x_shape[1:3]
+  for i, j, rows, cols in _tap_regions(
+      x_shape, w.shape, strides, pads, dy.shape[1:3]
+  ):
+    (u0, nu, a0), (v0, nv, b0) = rows, cols
+    g = jnp.matmul(dy[:, u0 : u0 + nu, v0 : v0 + nv], w[i, j].T)
+    cfg = (
+        (0, 0, 0),
+        (a0, h - a0 - sh * (nu - 1) - 1, sh - 1),
+        (b0, wd - b0 - sw * (nv - 1) - 1, sw - 1),
+        (0, 0, 0),
+    )
+    dx = dx + jax.lax.pad(g, zero, cfg)
+  return dx
+
+
+def _dw_taps(x, dy, w_shape, strides, pads):
+  c, o = w_shape[2:]
+  dw = [[jnp.zeros((c, o), dy.dtype)] * w_shape[1] for _ in range(w_shape[0])]
+  for i, j, rows, cols in _tap_regions(
+      x.shape, w_shape, strides, pads, dy.shape[1:3]
+  ):
+    (u0, nu, _), (v0, nv, _) = rows, cols
+    xs = _region(x, rows, cols, strides).reshape(-1, c)
+    dw[i][j] = jnp.matmul(
+        xs.T, dy[:, u0 : u0 + nu, v0 : v0 + nv].reshape(-1, o)
+    )
+  return jnp.stack([jnp.stack(row) for row in dw])
 
 
 def out_size(x_shape, w_shape, strides, pads):

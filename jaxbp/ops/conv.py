@@ -21,7 +21,8 @@ def conv2d(x, w, b, stride=1, padding="SAME", impl=None):
   Gathering the windows into patches :math:`P_{nhw,(ijc)} = x_{p,\,n,\,sh+i,
   \,sw+j,\,c}` (im2col) makes this one matmul, :math:`y = P W + b` with
   :math:`W` the kernel flattened to ``(kh*kw*in, out)``. Which formulation
-  runs (``lax.conv_general_dilated`` or patches + matmul, chosen separately
+  runs (``lax.conv_general_dilated``, patches + matmul or a matmul per
+  kernel tap, chosen separately
   for y, dx and dw) is decided at trace time by ``_conv_impl.choose_impl``.
 
   Args:
@@ -31,7 +32,8 @@ def conv2d(x, w, b, stride=1, padding="SAME", impl=None):
     stride: an int >= 1 or a pair ``(sh, sw)``.
     padding: ``'SAME'``, ``'VALID'`` or an int >= 0 padded on every side.
     impl: ``None`` (chosen per shape and backend), or a ``(y, dx, dw)``
-      triple of ``'lax'`` / ``'matmul'`` forcing the formulations.
+      triple of ``'lax'`` / ``'matmul'`` / ``'taps'`` (one matmul per kernel
+      tap) forcing the formulations.
 
   Returns:
     Outputs of shape ``(batch, out_height, out_width, out)``.
@@ -42,6 +44,7 @@ def conv2d(x, w, b, stride=1, padding="SAME", impl=None):
 def _conv2d_fwd(x, w, b, stride, padding, impl):
   strides, pads = _geometry(x, w, b, stride, padding)
   impl = _conv_impl.resolve(impl, x.shape, w.shape, stride, padding)
+  x = jax.lax.optimization_barrier(x)
   y = _conv_impl.forward(impl[0], x, w, strides, pads)
   if b is not None:
     y = y + b
@@ -83,10 +86,27 @@ def _conv2d_bwd(stride, padding, impl, res, dy):
   front, correlated with the kernel flipped in space, in and out swapped
   (:math:`w_{k_h-1-i,\,k_w-1-j,\,o,\,c}`): the transposed convolution.
   :math:`\bar{w}` correlates :math:`x_p` with :math:`\bar{y}` dilated by the
-  stride, summing over the batch. Which form runs for dx and for dw is
-  chosen per shape at trace time.
+  stride, summing over the batch.
+
+  Tap form: for each tap :math:`(i, j)`, let :math:`U_{ij}` be the output
+  positions whose input :math:`(sh + i - p_t, sw + j - p_l)` lies inside
+  ``x`` (the others read padding, which is zero), and :math:`X_{ij}` the
+  ``(batch * |U|, in)`` matrix of those inputs. Then :math:`y = b +
+  \sum_{ij} \mathrm{place}_{U_{ij}}(X_{ij} w_{ij})`, a sum of matmuls, so
+  each term's transposes give
+
+  .. math::
+    \bar{w}_{ij} = X_{ij}^\top \bar{Y}_{U_{ij}}, \qquad
+    \bar{x} = \textstyle\sum_{ij} \mathrm{place}^\top_{ij}\big(
+      \bar{Y}_{U_{ij}} w_{ij}^\top\big),
+
+  with :math:`\bar{Y}_{U}` the rows of :math:`\bar{y}` at :math:`U` and
+  :math:`\mathrm{place}^\top_{ij}` adding each row back at its input
+  position (a strided pad). Which form runs for y, dx and dw is chosen per
+  shape at trace time.
   """
   x, w, bias_marker = res
+  dy = jax.lax.optimization_barrier(dy)
   strides, pads = _geometry(x, w, None, stride, padding)
   impl = _conv_impl.resolve(impl, x.shape, w.shape, stride, padding)
   dx = _conv_impl.input_grad(impl[1], dy, w, x.shape, strides, pads)

@@ -23,7 +23,7 @@ on_accelerator = pytest.mark.skipif(
     jax.default_backend() == "cpu", reason="needs a GPU or TPU backend"
 )
 
-LAX, MATMUL = ("lax",) * 3, ("matmul",) * 3
+LAX, MATMUL, TAPS = ("lax",) * 3, ("matmul",) * 3, ("taps",) * 3
 # (x shape, kernel (kh, kw, out), stride, padding): odd sizes, 1x1 and 2x2
 # maps, kernels wider than the map, strides 1-3, every padding kind.
 CONFIGS = [
@@ -76,9 +76,9 @@ def test_every_formulation_matches_lax_autodiff(
   y = jax.eval_shape(ref, x, w, b)
   dy = jnp.asarray(np.random.default_rng(1).standard_normal(y.shape))
   want = _value_and_vjp(ref, dy, x, w, b)
-  # All-lax and all-matmul run every function of each part; None is the
-  # automatic mix.
-  for impl in (LAX, MATMUL, None):
+  # All-lax, all-matmul and all-dense run every function of each part; None
+  # is the automatic mix.
+  for impl in (LAX, MATMUL, TAPS, None):
     if impl is None:
       fn = lambda *a: ops.conv2d(*a, stride, padding)
     else:
@@ -86,7 +86,9 @@ def test_every_formulation_matches_lax_autodiff(
     _assert_close(_value_and_vjp(fn, dy, x, w, b), want, 1e-12)
 
 
-@pytest.mark.parametrize("impl", [LAX, MATMUL], ids=["lax", "matmul"])
+@pytest.mark.parametrize(
+    "impl", [LAX, MATMUL, TAPS], ids=["lax", "matmul", "taps"]
+)
 @pytest.mark.parametrize(
     "x_shape, kernel, stride, padding",
     [((1, 5, 4, 2), (3, 3, 2), 2, 1), ((2, 2, 2, 2), (3, 3, 3), 1, "SAME")],
@@ -98,7 +100,9 @@ def test_finite_differences_second_order(
   test_util.check_grads(f, _args(x_shape, kernel), order=2, modes=["rev"])
 
 
-@pytest.mark.parametrize("impl", [LAX, MATMUL], ids=["lax", "matmul"])
+@pytest.mark.parametrize(
+    "impl", [LAX, MATMUL, TAPS], ids=["lax", "matmul", "taps"]
+)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_dtype_is_kept_on_every_path(impl, dtype):
   x, w, b = _args((2, 4, 4, 3), (3, 3, 4), dtype=dtype)
@@ -125,8 +129,12 @@ def test_choice_depends_on_backend_shape_and_ynn_dots(ynn):
   # The CPU choice, asked for explicitly, so it is checked on any machine.
   choose = functools.partial(_conv_impl.choose_impl, backend="cpu", ynn=ynn)
   # The VGG layers at batch 128 (see benchmarks/conv.py for the timings).
-  assert choose((128, 2, 2, 512), (3, 3, 512, 512)) == MATMUL
-  assert choose((128, 4, 4, 512), (3, 3, 512, 512)) == LAX
+  assert choose((128, 2, 2, 512), (3, 3, 512, 512)) == TAPS
+  assert choose((128, 3, 3, 256), (3, 3, 256, 256)) == TAPS
+  # 4x4 takes the taps under YNNPACK only; 6x6 keeps XLA's convolution.
+  want = TAPS if ynn else LAX
+  assert choose((128, 4, 4, 512), (3, 3, 512, 512)) == want
+  assert choose((128, 6, 6, 128), (3, 3, 128, 128)) == LAX
   # Large maps: dw as one matmul, unless YNNPACK runs XLA's convolutions.
   big_dw = "lax" if ynn else "matmul"
   assert choose((128, 8, 8, 256), (3, 3, 256, 256)) == ("lax", "lax", big_dw)
@@ -142,7 +150,7 @@ def test_choice_depends_on_backend_shape_and_ynn_dots(ynn):
   assert choose((8, 32, 32, 3), (3, 3, 3, 16)) == LAX
   assert choose((8, 8, 8, 16), (3, 3, 16, 32)) == LAX
   # Output pixels decide, so a stride that shrinks the map counts.
-  assert choose((1, 6, 6, 64), (3, 3, 64, 64), 2) == MATMUL
+  assert choose((1, 6, 6, 64), (3, 3, 64, 64), 2) == TAPS
   for backend in ("gpu", "tpu"):
     assert (
         _conv_impl.choose_impl(
@@ -164,7 +172,7 @@ _primitives = jaxprs.primitives
 
 
 @on_cpu
-def test_small_maps_on_cpu_run_as_matmuls_and_reference_as_lax_conv():
+def test_small_maps_on_cpu_run_as_tap_matmuls_and_reference_as_lax_conv():
   x, w, b = _args((2, 2, 2, 8), (3, 3, 8), dtype=jnp.float32)
   loss = lambda f: lambda *a: jnp.sum(f(*a) ** 2)
   manual = _primitives(jax.grad(loss(ops.conv2d), (0, 1, 2)), x, w, b)
