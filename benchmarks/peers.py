@@ -82,12 +82,16 @@ def jax_vgg_step(vjp, batch, dtype):
   import optax
   from flax import nnx
 
-  from jaxbp import models, nn, ops
+  from jaxbp import _memory, models, nn, ops
 
   compute = jnp.bfloat16 if dtype == "bf16" else None
-  model = models.VGG(vjp=vjp, dtype=compute, rngs=nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
-  graphdef, state = nnx.split((model, optimizer))
+
+  @nnx.jit  # One program, as train/registry.py initializes, not one per op.
+  def init():
+    model = models.VGG(vjp=vjp, dtype=compute, rngs=nnx.Rngs(0))
+    return model, nnx.Optimizer(model, optax.adam(LR), wrt=nnx.Param)
+
+  graphdef, state = nnx.split(init())
   loss = nn.select(ops.softmax_cross_entropy, vjp)
 
   def step(state, x, labels):
@@ -100,6 +104,7 @@ def jax_vgg_step(vjp, batch, dtype):
   x = jax.random.uniform(kx, (batch, 32, 32, 3), jnp.float32)
   labels = jax.random.randint(ky, (batch,), 0, 10)
   compiled = jax.jit(step, donate_argnums=0).lower(state, x, labels).compile()
+  _memory.trim()  # As train/loop.py does after compiling its step.
   box = [state]
 
   def call():

@@ -65,7 +65,14 @@ def child(**env) -> dict:
 
 @pytest.fixture(scope="module")
 def runs():
-  return {"default": child(), "off": child(JAXBP_XLA_FLAGS="0")}
+  return {
+      "default": child(),
+      "off": child(JAXBP_XLA_FLAGS="0"),
+      "scheduler": child(
+          JAXBP_XLA_FLAGS="0",
+          XLA_FLAGS="--xla_cpu_enable_concurrency_optimized_scheduler=false",
+      ),
+  }
 
 
 @pytest.mark.skipif(not SUPPORTED, reason="jaxlib older than the flags' check")
@@ -74,6 +81,7 @@ def test_import_sets_ynn_dots_and_results_match_the_default(runs):
   assert (
       on["ynn"] and "--xla_cpu_experimental_ynn_fusion_type=dot" in on["flags"]
   )
+  assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in on["flags"]
   assert not off["ynn"] and off["flags"] == ""
   for name in on:
     if name.startswith("conv"):
@@ -96,14 +104,17 @@ def test_apply_keeps_the_users_flags_and_opt_out(monkeypatch):
   monkeypatch.setattr(_xla_flags, "_jaxlib_version", lambda: (0, 10))
   monkeypatch.setattr(_xla_flags, "_backend_started", lambda: False)
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  assert _xla_flags.apply(env) == ["--xla_cpu_experimental_ynn_fusion_type=dot"]
+  ynn = "--xla_cpu_experimental_ynn_fusion_type=dot"
+  scheduler = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+  assert _xla_flags.apply(env) == [ynn, scheduler]
   assert env["XLA_FLAGS"] == (
-      "--xla_force_host_platform_device_count=2"
-      " --xla_cpu_experimental_ynn_fusion_type=dot"
+      f"--xla_force_host_platform_device_count=2 {ynn} {scheduler}"
   )
   mine = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
-  assert _xla_flags.apply(mine) == []
-  assert mine["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type="
+  assert _xla_flags.apply(mine) == [scheduler]
+  assert mine["XLA_FLAGS"] == (
+      f"--xla_cpu_experimental_ynn_fusion_type= {scheduler}"
+  )
   off = {"JAXBP_XLA_FLAGS": "0"}
   assert _xla_flags.apply(off) == [] and "XLA_FLAGS" not in off
   monkeypatch.setattr(_xla_flags, "_backend_started", lambda: True)
@@ -121,3 +132,12 @@ def test_ynn_dots_reads_the_last_value_given(monkeypatch):
   ]:
     monkeypatch.setattr(_xla_flags, "_SEEN", seen)
     assert _xla_flags.ynn_dots() is expected
+
+
+@pytest.mark.skipif(not SUPPORTED, reason="jaxlib older than the flags' check")
+def test_the_memory_scheduler_alone_changes_no_result(runs):
+  got, want = runs["scheduler"], runs["off"]
+  assert "concurrency_optimized_scheduler=false" in got["flags"]
+  for name in want:
+    if name != "flags":
+      assert got[name] == want[name], name

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxbp import _memory
 from train import build, checkpoint, distributed, reporting, steps
 from train import workdir as workdir_lib
 
@@ -77,6 +78,7 @@ def _train(s: build.Session, caught: list, bar, speed, wall) -> tuple:
       stop = distributed.any_process(bool(caught))
     if speed.tick is None:
       jax.block_until_ready(sums)
+      _memory.trim()  # What compiling the step freed (jaxbp/_memory.py).
       speed.start(step)
     is_eval = step % c.eval_every == 0 or step == c.max_steps
     is_ckpt = step % c.checkpoint_every == 0 or is_eval or stop
