@@ -1,4 +1,5 @@
-"""Late reports of Orbax's closed event loop are dropped; others pass."""
+"""Late reports of Orbax's closed event loop and of its threads' failures are
+dropped; others pass."""
 
 import asyncio
 import subprocess
@@ -23,6 +24,27 @@ class Unraisable:
 sys.unraisablehook(Unraisable)
 other = RuntimeError('something else')
 sys.excepthook(RuntimeError, other, None)
+# An Orbax thread's late failure log (with its traceback), made by code in
+# Orbax's own module; then the same from the main thread, and from a thread
+# outside Orbax: those two pass.
+import threading
+from absl import logging as absl_logging
+from orbax.checkpoint._src.futures import future
+SRC = '''
+def log(name):
+  try:
+    raise OSError(name)
+  except OSError:
+    logging.exception('%s raised an exception', name)
+'''
+orbax_code, plain = {'logging': absl_logging}, {'logging': absl_logging}
+exec(compile(SRC, future.__file__, 'exec'), orbax_code)
+exec(SRC, plain)
+for target, name in [(orbax_code['log'], 'orbax-late'), (plain['log'], 'elsewhere')]:
+  t = threading.Thread(target=target, args=(name,))
+  t.start()
+  t.join()
+orbax_code['log']('orbax-main')
 print('done', flush=True)
 """
 
@@ -35,6 +57,9 @@ def test_closed_loop_reports_are_dropped_and_others_kept():
   assert result.stdout.strip() == 'done'
   assert 'Event loop is closed' not in result.stderr
   assert 'RuntimeError: something else' in result.stderr
+  assert 'orbax-late' not in result.stderr
+  assert 'orbax-main raised' in result.stderr
+  assert 'elsewhere raised' in result.stderr
 
 
 def test_a_closed_loop_raises_from_call_soon_threadsafe():
