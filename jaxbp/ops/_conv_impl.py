@@ -238,7 +238,9 @@ def _region(x, rows, cols, strides):
 
 def _taps_conv(x, w, strides, pads):
   oh, ow = out_size(x.shape, w.shape, strides, pads)
-  zero, y = jnp.zeros((), x.dtype), 0
+  # Zeros, not 0: where a large padding keeps every tap off the input.
+  zero = jnp.zeros((), x.dtype)
+  y = jnp.zeros((x.shape[0], oh, ow, w.shape[3]), jnp.result_type(x, w))
   for i, j, rows, cols in _tap_regions(
       x.shape, w.shape, strides, pads, (oh, ow)
   ):

@@ -40,6 +40,8 @@ CONFIGS = [
     ((2, 2, 2, 3), (1, 1, 5), 1, 2),
     ((1, 2, 2, 1), (3, 3, 512), 1, "SAME"),
     ((1, 2, 2, 512), (3, 3, 1), 2, 1),
+    # Every output reads padding only: y is the bias, dx and dw are zero.
+    ((1, 1, 1, 2), (1, 1, 3), 3, 2),
 ]
 
 
