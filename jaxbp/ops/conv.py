@@ -22,8 +22,8 @@ def conv2d(x, w, b, stride=1, padding="SAME", impl=None):
   \,sw+j,\,c}` (im2col) makes this one matmul, :math:`y = P W + b` with
   :math:`W` the kernel flattened to ``(kh*kw*in, out)``. Which formulation
   runs (``lax.conv_general_dilated``, patches + matmul or a matmul per
-  kernel tap, chosen separately
-  for y, dx and dw) is decided at trace time by ``_conv_impl.choose_impl``.
+  kernel tap, chosen separately for y, dx and dw) is decided at trace time
+  by ``_conv_impl.choose_impl``.
 
   Args:
     x: inputs of shape ``(batch, height, width, in)``.
