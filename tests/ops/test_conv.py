@@ -78,7 +78,7 @@ def test_every_formulation_matches_lax_autodiff(
   y = jax.eval_shape(ref, x, w, b)
   dy = jnp.asarray(np.random.default_rng(1).standard_normal(y.shape))
   want = _value_and_vjp(ref, dy, x, w, b)
-  # All-lax, all-matmul and all-dense run every function of each part; None
+  # All-lax, all-matmul and all-taps run every function of each part; None
   # is the automatic mix.
   for impl in (LAX, MATMUL, TAPS, None):
     if impl is None:
