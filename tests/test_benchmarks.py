@@ -79,3 +79,21 @@ def test_goal_lines_name_the_ratio_and_whether_met():
   }
   [line] = peers._goals(best, [32, 128])
   assert "1.30x (met)" in line and "RSS 1.25x PyTorch's (not met)" in line
+
+
+def test_jax_step_compiled_before_its_state_trains_that_state():
+  # The step compiles against the state's shapes and then runs on the state
+  # made after it: its first loss is the fresh model's, and Adam lowers it.
+  from flax import nnx
+
+  from jaxbp import models, ops
+
+  step = peers.jax_vgg_step("manual", 4, "fp32")
+  losses = [float(step()) for _ in range(3)]
+  kx, ky = jax.random.split(jax.random.key(0))
+  x = jax.random.uniform(kx, (4, 32, 32, 3), jnp.float32)
+  labels = jax.random.randint(ky, (4,), 0, 10)
+  fresh = models.VGG(rngs=nnx.Rngs(0))
+  want = ops.softmax_cross_entropy(fresh(x), labels)
+  np.testing.assert_allclose(losses[0], want, rtol=1e-5)
+  assert losses[2] < losses[1] < losses[0]
