@@ -254,11 +254,21 @@ def _taps_conv(x, w, strides, pads):
 def _dx_taps(dy, w, x_shape, strides, pads):
   zero, dx = jnp.zeros((), dy.dtype), jnp.zeros(x_shape, dy.dtype)
   (sh, sw), (h, wd) = strides, x_shape[1:3]
+  kw, c = w.shape[1:3]
+  # Each tap's kernel cut from w flattened, not as the forward cuts it: a
+  # slice the forward shares (CSE) is copied into a buffer of its own that
+  # stays allocated from the forward to here; unshared, XLA fuses each into
+  # its dot. VGG step temp buffers 88 -> 63 MB at batch 32, 191 -> 164 at
+  # batch 128; peak RSS about 575 -> 560 and 715 -> 690 MiB; same time.
+  rows_of = w.reshape(-1, w.shape[3])
   for i, j, rows, cols in _tap_regions(
       x_shape, w.shape, strides, pads, dy.shape[1:3]
   ):
     (u0, nu, a0), (v0, nv, b0) = rows, cols
-    g = jnp.matmul(dy[:, u0 : u0 + nu, v0 : v0 + nv], w[i, j].T)
+    first = (i * kw + j) * c
+    g = jnp.matmul(
+        dy[:, u0 : u0 + nu, v0 : v0 + nv], rows_of[first : first + c].T
+    )
     cfg = (
         (0, 0, 0),
         (a0, h - a0 - sh * (nu - 1) - 1, sh - 1),
