@@ -108,8 +108,8 @@ def jax_vgg_step(vjp, batch, dtype):
       jax.ShapeDtypeStruct((batch, 32, 32, 3), jnp.float32),
       jax.ShapeDtypeStruct((batch,), jnp.int32),
   )
-  compiled = jax.jit(step, donate_argnums=0).lower(shapes, *batch_shapes)
-  compiled = compiled.compile()
+  lowered = jax.jit(step, donate_argnums=0).lower(shapes, *batch_shapes)
+  compiled = lowered.compile()
   _memory.trim()  # As train/loop.py does after compiling its step.
   # One program, as train/registry.py initializes, not one per op.
   state = nnx.state(nnx.jit(init)())
