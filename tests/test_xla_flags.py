@@ -39,12 +39,23 @@ for n, s, i, o in [(32, 16, 16, 64), (16, 8, 8, 96), (8, 32, 32, 3), (8, 2, 2, 6
   out[f"conv{s}x{s}x{i}"] = [a.ravel()[:4096].tolist() for a in (y, *grads)]
 model = models.VGG(groups=((16,), (32,), (32,)), rngs=nnx.Rngs(0))
 opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+graphdef, state = nnx.split((model, opt))
 x = jax.random.uniform(next(k), (16, 32, 32, 3))
 labels = jax.random.randint(next(k), (16,), 0, 10)
-step = nnx.jit(lambda m, o: (lambda l, g: (o.update(m, g), l)[1])(
-    *nnx.value_and_grad(lambda m: ops.softmax_cross_entropy(m(x), labels))(m)))
-out["losses"] = [float(step(model, opt)) for _ in range(3)]
-out["kernel"] = model.classifier.kernel[...].ravel().tolist()
+def step(state):  # As train/steps.py: the state is donated.
+  m, o = nnx.merge(graphdef, state)
+  l, g = nnx.value_and_grad(lambda m: ops.softmax_cross_entropy(m(x), labels))(m)
+  o.update(m, g)
+  return nnx.state((m, o)), l
+step = jax.jit(step, donate_argnums=0)
+hlo = step.lower(state).compile().as_text()
+entry = hlo[hlo.index("ENTRY"):]
+out["param_copies"] = sum(" copy(%" in line for line in entry.splitlines())
+out["losses"] = []
+for _ in range(3):
+  state, l = step(state)
+  out["losses"].append(float(l))
+out["kernel"] = state[0]["classifier"]["kernel"][...].ravel().tolist()
 print(json.dumps(out))
 """
 
@@ -72,6 +83,10 @@ def runs():
           JAXBP_XLA_FLAGS="0",
           XLA_FLAGS="--xla_cpu_enable_concurrency_optimized_scheduler=false",
       ),
+      "copies": child(
+          JAXBP_XLA_FLAGS="0",
+          XLA_FLAGS="--xla_cpu_copy_insertion_use_region_analysis=true",
+      ),
   }
 
 
@@ -82,6 +97,7 @@ def test_import_sets_ynn_dots_and_results_match_the_default(runs):
       on["ynn"] and "--xla_cpu_experimental_ynn_fusion_type=dot" in on["flags"]
   )
   assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in on["flags"]
+  assert "--xla_cpu_copy_insertion_use_region_analysis=true" in on["flags"]
   assert not off["ynn"] and off["flags"] == ""
   for name in on:
     if name.startswith("conv"):
@@ -106,14 +122,15 @@ def test_apply_keeps_the_users_flags_and_opt_out(monkeypatch):
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   ynn = "--xla_cpu_experimental_ynn_fusion_type=dot"
   scheduler = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
-  assert _xla_flags.apply(env) == [ynn, scheduler]
+  copies = "--xla_cpu_copy_insertion_use_region_analysis=true"
+  assert _xla_flags.apply(env) == [ynn, scheduler, copies]
   assert env["XLA_FLAGS"] == (
-      f"--xla_force_host_platform_device_count=2 {ynn} {scheduler}"
+      f"--xla_force_host_platform_device_count=2 {ynn} {scheduler} {copies}"
   )
   mine = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
-  assert _xla_flags.apply(mine) == [scheduler]
+  assert _xla_flags.apply(mine) == [scheduler, copies]
   assert mine["XLA_FLAGS"] == (
-      f"--xla_cpu_experimental_ynn_fusion_type= {scheduler}"
+      f"--xla_cpu_experimental_ynn_fusion_type= {scheduler} {copies}"
   )
   off = {"JAXBP_XLA_FLAGS": "0"}
   assert _xla_flags.apply(off) == [] and "XLA_FLAGS" not in off
@@ -140,4 +157,14 @@ def test_the_memory_scheduler_alone_changes_no_result(runs):
   assert "concurrency_optimized_scheduler=false" in got["flags"]
   for name in want:
     if name != "flags":
+      assert got[name] == want[name], name
+
+
+@pytest.mark.skipif(not SUPPORTED, reason="jaxlib older than the flags' check")
+def test_copy_insertion_region_analysis_alone_changes_no_result(runs):
+  got, want = runs["copies"], runs["off"]
+  assert "copy_insertion_use_region_analysis=true" in got["flags"]
+  assert want["param_copies"] > 0 and got["param_copies"] == 0
+  for name in want:
+    if name not in ("flags", "param_copies"):
       assert got[name] == want[name], name
