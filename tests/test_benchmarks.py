@@ -97,3 +97,20 @@ def test_jax_step_compiled_before_its_state_trains_that_state():
   want = ops.softmax_cross_entropy(fresh(x), labels)
   np.testing.assert_allclose(losses[0], want, rtol=1e-5)
   assert losses[2] < losses[1] < losses[0]
+
+
+def test_goal_rows_run_back_to_back_every_pass_and_the_table_keeps_its_order():
+  specs = peers._step_specs([128, 32], passes=3)
+  workers = [spec for _, spec, _ in specs]
+  for batch in (128, 32):
+    manual = workers.index(f"step:jax:manual:{batch}:fp32")
+    assert workers[manual + 1] == f"step:torch:eager:{batch}:fp32"
+    assert specs[manual][2] == specs[manual + 1][2] == 3
+  assert {n for key, _, n in specs if key[0] == "torch.compile"} == {1}
+  best = {key: {"seconds": 1.0, "rss_mib": 1.0} for key, _, _ in specs}
+  rows = [
+      line.split(" | ")[0][2:]
+      for line in peers._step_table(best, [128, 32])[2:]
+  ]
+  fp32 = [name for name, _ in peers.STEP_ROWS]
+  assert rows == fp32 + fp32 + ["jaxbp hand-written", "PyTorch eager"]
