@@ -330,8 +330,7 @@ def _step_specs(batches, passes):
   either order, as passes alternate), so that the machine's speed changes
   little between the two figures of a ratio: on a shared 2-core VM, PyTorch
   eager's batch-32 step ran at 148 and 116 images/s in two runs 25 minutes
-  apart. They get every pass; the other rows (slow, or context)
-  one.
+  apart. They get every pass; the other rows (slow, or context) one.
   """
   specs = []
   for batch in batches:

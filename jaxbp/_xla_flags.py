@@ -33,17 +33,17 @@ about 990 to 845 MiB. Seconds a step, two runs each, with vs without: batch
 there). Only the order of the thunks changes: the results are exactly the
 default's (tests/test_xla_flags.py).
 
-``--xla_cpu_copy_insertion_use_region_analysis=true`` changes how XLA's copy
-insertion orders buffer uses; with it, the VGG Adam train step no longer
+``--xla_cpu_copy_insertion_use_region_analysis=true`` switches XLA's copy
+insertion to its region analysis; with it, the VGG Adam train step no longer
 begins by copying every donated parameter (9.2M floats, 37 MB in 20 copies),
-and its temporary buffers are 57.4 MB at batch 32 instead of 62.5 (163 instead
-of 164 at batch 128). Measured in one process on a 2-core AMD EPYC VM, jaxlib
-0.10.2, the two compilations' steps alternating (median step time with /
-without): 0.96-1.01 over four runs at batch 32, 0.97-0.98 at batch 128; the
-same program against itself gave 0.985-1.04 there, so no speed change is
-shown beyond that machine's noise; it is kept for the copy it saves. Only
-copies are removed: the losses and parameters are exactly the default's
-(tests/test_xla_flags.py).
+and its temporary buffers are 57.4 MB at batch 32 instead of 62.5 (163.0
+instead of 163.8 at batch 128). Measured in one process on a 2-core AMD EPYC
+VM, jaxlib 0.10.2, the two compilations' steps alternating, median step time
+with / without: 0.94-1.01 over four runs at batch 32, 0.98 in one run at
+batch 128; the same program against itself gave 0.985 (batch 32) and 1.02
+(batch 128), so no speed change is shown beyond that machine's noise; it is
+kept for the copy it saves. Only copies are removed: the losses and
+parameters are exactly the default's (tests/test_xla_flags.py).
 """
 
 import os
