@@ -162,7 +162,7 @@ def test_choice_depends_on_backend_shape_and_ynn_dots(ynn):
     )
 
 
-def test_choice_reads_ynn_dots_from_the_flags_the_backend_saw():
+def test_choice_asks_ynn_dots_by_default():
   shape = ((128, 8, 8, 256), (3, 3, 256, 256))
   seen = _conv_impl.choose_impl(*shape, backend="cpu")
   assert seen == _conv_impl.choose_impl(
