@@ -1,5 +1,7 @@
 """The benchmarks' peers compute what they claim (no timing here)."""
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,6 +81,24 @@ def test_goal_lines_name_the_ratio_and_whether_met():
   }
   [line] = peers._goals(best, [32, 128])
   assert "1.30x (met)" in line and "RSS 1.25x PyTorch's (not met)" in line
+  assert "Pass by pass" not in line  # One pass each: no spread to show.
+  best[("jaxbp hand-written", 32, "fp32")]["passes"] = [1.2, 1.0, 1.1]
+  best[("PyTorch eager", 32, "fp32")]["passes"] = [1.3, 1.3, 1.1]
+  [line] = peers._goals(best, [32])
+  assert line.endswith(
+      "Pass by pass (the two back to back): 1.08x, 1.30x, 1.00x."
+  )
+
+
+def test_run_specs_keeps_the_best_pass_and_every_passs_seconds(monkeypatch):
+  runs = iter([{"seconds": s, "rss_mib": 1.0} for s in (3.0, 2.0, 1.0, 4.0)])
+  monkeypatch.setattr(peers, "child", lambda spec: next(runs))
+  monkeypatch.setattr(peers, "ONLY", types.SimpleNamespace(value=""))
+  specs = [("a", "step:a", 2), ("b", "step:b", 2)]
+  best = peers._run_specs(specs)
+  # Pass 1 runs a, b; pass 2 runs them reversed: b, a.
+  assert best["a"] == {"seconds": 3.0, "rss_mib": 1.0, "passes": [3.0, 4.0]}
+  assert best["b"] == {"seconds": 1.0, "rss_mib": 1.0, "passes": [2.0, 1.0]}
 
 
 def test_jax_step_compiled_before_its_state_trains_that_state():
