@@ -103,14 +103,14 @@ def ynn_dots() -> bool:
   """Whether XLA:CPU runs its dots through YNNPACK, as the compiler says.
 
   Compiles one small matmul for the CPU device (once per process, about
-  0.1 s) and looks for a YNNPACK fusion in the optimized HLO, so the answer
+  0.07 s) and looks for a YNNPACK fusion in the optimized HLO, so the answer
   holds whatever decided it: jaxbp's default flag, the user's ``XLA_FLAGS``
   (``...ynn_fusion_type=`` or ``=individual_convolution`` leave dots to
   Eigen) or jaxlib's own default, which in 0.10.2 sends dots (and lone
   convolutions) to YNNPACK when ``JAXBP_XLA_FLAGS=0``. Under that default the
-  YNNPACK tuning of ``choose_impl`` is the faster one too: the VGG Adam step
-  at batch 32, in-process A/B on a 2-core AMD EPYC, 0.342 vs 0.356 s a step;
-  at batch 128 1.24 s either way. False without a CPU backend.
+  YNNPACK tuning of ``choose_impl`` is no slower: the VGG Adam step, in-process
+  A/B on a 2-core AMD EPYC, YNNPACK vs other tuning, 0.342 vs 0.356 s at
+  batch 32 and 1.24 s either way at batch 128. False without a CPU backend.
   """
   import jax
   import jax.numpy as jnp
