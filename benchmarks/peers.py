@@ -346,8 +346,8 @@ def _step_specs(batches, passes):
 
 def _run_specs(specs):
   """Best figures of each spec over its passes (reversed every other pass);
-  a spec run more than once also keeps every pass's seconds, in order, under
-  ``"passes"``."""
+  a spec run more than once also keeps every pass's seconds, in pass order
+  (None where that pass failed), under ``"passes"``."""
   best, seconds = {}, {}
   for p in range(max(n for *_, n in specs)):
     todo = [s for s in specs if s[2] > p]
@@ -356,15 +356,15 @@ def _run_specs(specs):
         continue
       print(f"pass {p + 1}: {spec}", flush=True)
       got = child(spec)
+      seconds.setdefault(key, []).append(got and got["seconds"])
       if got is None:
         best.setdefault(key, None)
         continue
-      seconds.setdefault(key, []).append(got["seconds"])
       old = best.get(key)
       if old is None or got["seconds"] < old["seconds"]:
         best[key] = got
   for key, passes in seconds.items():
-    if len(passes) > 1:
+    if len(passes) > 1 and best[key] is not None:
       best[key] = {**best[key], "passes": passes}
   return best
 
@@ -417,7 +417,8 @@ def _goals(best, batches):
     mine, theirs = ours.get("passes", []), eager.get("passes", [])
     if len(mine) == len(theirs) > 1:
       each = ", ".join(
-          f"{t / m:.2f}x" for m, t in zip(mine, theirs, strict=True)
+          f"{t / m:.2f}x" if m and t else "failed"
+          for m, t in zip(mine, theirs, strict=True)
       )
       line += f" Pass by pass (the two back to back): {each}."
     lines.append(line)

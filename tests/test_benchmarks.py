@@ -88,6 +88,9 @@ def test_goal_lines_name_the_ratio_and_whether_met():
   assert line.endswith(
       "Pass by pass (the two back to back): 1.08x, 1.30x, 1.00x."
   )
+  best[("PyTorch eager", 32, "fp32")]["passes"] = [1.3, None, 1.1]
+  [line] = peers._goals(best, [32])
+  assert line.endswith("(the two back to back): 1.08x, failed, 1.00x.")
 
 
 def test_run_specs_keeps_the_best_pass_and_every_passs_seconds(monkeypatch):
@@ -99,6 +102,12 @@ def test_run_specs_keeps_the_best_pass_and_every_passs_seconds(monkeypatch):
   # Pass 1 runs a, b; pass 2 runs them reversed: b, a.
   assert best["a"] == {"seconds": 3.0, "rss_mib": 1.0, "passes": [3.0, 4.0]}
   assert best["b"] == {"seconds": 1.0, "rss_mib": 1.0, "passes": [2.0, 1.0]}
+  # A failed pass keeps its place, so the two rows' passes stay paired.
+  later = iter([None, {"seconds": 2.0, "rss_mib": 1.0}, {"seconds": 1.0}])
+  monkeypatch.setattr(peers, "child", lambda spec: next(later))
+  best = peers._run_specs([("a", "step:a", 2), ("b", "step:b", 1)])
+  assert best["a"] == {"seconds": 1.0, "passes": [None, 1.0]}
+  assert best["b"] == {"seconds": 2.0, "rss_mib": 1.0}
 
 
 def test_jax_step_compiled_before_its_state_trains_that_state():
