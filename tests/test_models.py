@@ -234,6 +234,31 @@ def test_manual_gradients_equal_autodiff(name, x64):
     assert rel <= 1e-8, (path, float(rel))
 
 
+def test_vgg_manual_gives_the_conv_bias_to_the_running_mean_only(x64):
+  manual = _model("vgg")
+  _cast_floats(manual, jnp.float64)
+  biases = nnx.state(manual, lambda path, _: path[-2:] == ("conv", "bias"))
+  rng = np.random.default_rng(7)
+  nnx.update(manual, jax.tree.map(lambda b: rng.normal(size=b.shape), biases))
+  literal = nnx.clone(manual)
+  literal.set_attributes(vjp="autodiff")
+  x, labels = _data(MODELS["vgg"][1], jnp.float64)
+  grad = nnx.jit(nnx.value_and_grad(_loss))
+  _, grads = grad(manual, x, labels)
+  grad(literal, x, labels)
+  # BN(z + b) = BN(z) in training mode: b's gradient is exactly zero ...
+  for path, g in nnx.to_flat_state(grads):
+    if path[-2:] == ("conv", "bias"):
+      np.testing.assert_array_equal(g[...], 0)
+  # ... and b still moves the running means as the literal forward does.
+  stats = lambda m: nnx.to_pure_dict(nnx.state(m, nnx.BatchStat))
+  close = functools.partial(np.testing.assert_allclose, rtol=1e-10, atol=1e-12)
+  jax.tree.map(close, stats(manual), stats(literal))
+  assert not np.allclose(manual.groups[0][0].bn.mean[...], 0, atol=0.1)
+  manual.eval(), literal.eval()
+  close(nnx.jit(lambda m: m(x))(manual), nnx.jit(lambda m: m(x))(literal))
+
+
 @pytest.mark.parametrize("name", ["mlp_bn_dropout_residual", "small_convnet"])
 def test_forward_runs_the_custom_rules_only_when_manual(name):
   x, _ = _data(MODELS[name][1])

@@ -119,6 +119,38 @@ def test_batch_norm_train_matches_nnx_and_pytorch_running_stats(vjp):
 
 
 @pytest.mark.parametrize("vjp", VJPS)
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_shift_is_a_bias_before_the_norm(vjp, train):
+  shifted, _ = _batch_norms(vjp)
+  literal = nnx.clone(shifted)
+  if not train:
+    shifted.eval(), literal.eval()
+  x, s = 2.0 + 3.0 * _random((4, 5, 5, 3)), 4.0 * _random((3,), 5)
+  np.testing.assert_allclose(
+      shifted(x, shift=s), literal(x + s), rtol=1e-5, atol=1e-5
+  )
+  for stat in ("mean", "var"):
+    np.testing.assert_allclose(
+        getattr(shifted, stat)[...], getattr(literal, stat)[...], rtol=1e-5
+    )
+  r = _random(x.shape, seed=6)
+  loss = lambda bn, s: jnp.sum(bn(x, shift=s) * r)
+  ds = nnx.jit(nnx.grad(loss, argnums=1))(nnx.clone(shifted), s)
+  if train:  # BN(x + s) = BN(x): s reaches only the running mean.
+    np.testing.assert_array_equal(ds, 0)
+  else:  # An affine map per channel: d/ds = sum of r * scale / std.
+    std = jnp.sqrt(shifted.var[...] + 1e-5)
+    expected = jnp.sum(r, (0, 1, 2)) * shifted.scale[...] / std
+    np.testing.assert_allclose(ds, expected, rtol=1e-5)
+
+
+def test_batch_norm_shift_of_the_wrong_shape_raises():
+  bn = nn.BatchNorm(3)
+  with pytest.raises(ValueError, match=r"shift must have shape \(3,\).*\(4,\)"):
+    bn(jnp.ones((2, 3)), shift=jnp.zeros(4))
+
+
+@pytest.mark.parametrize("vjp", VJPS)
 def test_batch_norm_eval_uses_running_stats_like_nnx(vjp):
   ours, twin = _batch_norms(vjp)
   ours.eval(), twin.eval()

@@ -7,7 +7,28 @@ from jaxbp.models import outputs
 
 
 class ConvBNReLU(nnx.Module):
-  """conv3x3 (stride 1, 'SAME', with bias) → BatchNorm → ReLU."""
+  r"""conv3x3 (stride 1, 'SAME', with bias) → BatchNorm → ReLU.
+
+  With hand-written rules (``vjp='manual'``) the conv's bias :math:`b` goes
+  to the BatchNorm as its ``shift`` instead of being added to the conv's
+  output :math:`z`. In training mode :math:`\mathrm{BN}(z + b) =
+  \mathrm{BN}(z)`, so :math:`b` only moves the running mean, and with
+  ``BatchNorm``'s backward :math:`\bar{z} = \gamma r (\bar{y} - (\bar\beta
+  + \hat{z} \bar\gamma) / M)` over the :math:`M` entries of a channel,
+
+  .. math::
+    \bar{b} = \textstyle\sum_i \bar{z}_i = \gamma r \big(\sum_i
+    \bar{y}_i - \bar\beta - \bar\gamma \sum_i \hat{z}_i / M\big) = 0,
+
+  since :math:`\sum_i \bar{y}_i = \bar\beta` and :math:`\sum_i \hat{z}_i
+  = 0`: exactly zero, where autodiff of the literal forward gets rounding
+  noise (which Adam, dividing by its own scale, can turn into steps of up to the
+  learning rate; the bias stays put here). Skipping the add and the bias's
+  sum saves a pass over the conv's output (VGG Adam step, in-process A/B on
+  a 2-core Xeon: 0.941x the time at batch 128, 0.967x at batch 32).
+  ``vjp='autodiff'`` runs the literal forward; in eval mode both normalize
+  :math:`z + b` with the running statistics.
+  """
 
   def __init__(
       self,
@@ -27,7 +48,10 @@ class ConvBNReLU(nnx.Module):
     self.vjp = vjp
 
   def __call__(self, x):
-    return nn.relu(self.bn(self.conv(x)), vjp=self.vjp)
+    if self.vjp == "autodiff":
+      return nn.relu(self.bn(self.conv(x)), vjp=self.vjp)
+    z = self.conv(x, add_bias=False)
+    return nn.relu(self.bn(z, shift=self.conv.bias[...]), vjp=self.vjp)
 
 
 # The seeds' Table 1: conv3x3-BN-ReLU widths per group; a max-pool ends each.

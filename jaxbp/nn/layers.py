@@ -82,11 +82,13 @@ class Conv(nnx.Module):
     self.stride, self.padding = stride, padding
     self.vjp, self.dtype = vjp, dtype
 
-  def __call__(self, x):
+  def __call__(self, x, *, add_bias=True):
+    """``add_bias=False`` leaves the bias out (for a caller that applies it
+    itself, as :class:`~jaxbp.models.convnets.ConvBNReLU` does)."""
     x, w, b = dtypes.promote_dtype(
         (x, self.kernel[...], self.bias[...]), dtype=self.dtype
     )
     y = functional.select(ops.conv2d, self.vjp)(
-        x, w, b, self.stride, self.padding
+        x, w, b if add_bias else None, self.stride, self.padding
     )
     return functional.emit(self, y)

@@ -57,16 +57,30 @@ class BatchNorm(nnx.Module):
     self.use_running_average = use_running_average
     self.vjp, self.dtype = vjp, dtype
 
-  def __call__(self, x, use_running_average=None):
+  def __call__(self, x, use_running_average=None, *, shift=None):
+    r"""Normalizes ``x``, or ``x + shift`` given a per-channel ``shift``.
+
+    ``shift`` (shape ``(C,)``) is for a bias the layer before left out, as
+    :class:`~jaxbp.models.convnets.ConvBNReLU` does. With batch statistics
+    it changes nothing but the mean: :math:`\mathrm{BN}(x + s) =
+    \mathrm{BN}(x)` exactly, since :math:`x + s - \mu_{B}(x + s) = x -
+    \mu_B(x)` and the variance is the same, so ``x`` itself is normalized,
+    the running mean takes :math:`\mu_B(x) + s`, and the gradient of
+    ``shift`` is exactly zero (it reaches only the running mean, under
+    ``stop_gradient``). With running statistics ``x + shift`` is normalized.
+    """
     if use_running_average is None:
       use_running_average = self.use_running_average
     x, gamma, beta = dtypes.promote_dtype(
         (x, self.scale[...], self.bias[...]), dtype=self.dtype
     )
+    shift = _channel_shift(shift, x)
     if use_running_average:
+      x = x if shift is None else x + shift.astype(x.dtype)
       return functional.emit(self, self._normalize_running(x, gamma, beta))
     bn = functional.select(ops.batch_norm_with_stats, self.vjp)
     y, mean, var = bn(x, gamma, beta, self.epsilon)
+    mean = mean if shift is None else mean + shift.astype(mean.dtype)
     n = x.size // x.shape[-1]
     self._update_running(*jax.lax.stop_gradient((mean, var)), n)
     return functional.emit(self, y)
@@ -87,6 +101,18 @@ class BatchNorm(nnx.Module):
     mul = jax.lax.rsqrt(self.var[...].astype(dtype) + self.epsilon)
     y = (x.astype(dtype) - self.mean[...].astype(dtype)) * (gamma * mul)
     return (y + beta).astype(x.dtype)
+
+
+def _channel_shift(shift, x):
+  if shift is None:
+    return None
+  shift = jnp.asarray(shift)
+  if shift.shape != x.shape[-1:]:
+    raise ValueError(
+        f"BatchNorm: shift must have shape {x.shape[-1:]}, one per channel of"
+        f" the input with shape {x.shape}, got shape {shift.shape}."
+    )
+  return shift
 
 
 class LayerNorm(nnx.Module):
