@@ -45,6 +45,12 @@ _THIN_CHANNELS = 16
 # / 3.0. Without YNNPACK it replaces patches + matmul on the maps of at most
 # _SMALL_MAP pixels only (4x4 was not measured there).
 _TAPS_MAP = 16
+# Winograd F(2x2, 3x3) (16 matmuls on transformed 4x4 tiles, 4/9 of the
+# multiplies) was tried for y, dx and dw and not kept: on a 2-core AMD EPYC
+# Zen 3, batch 128, ms, current / Winograd: 8x8 256->256 y 62 / 67, dx 68 /
+# 71, dw 62 / 49; 16x16 64->128 y 39 / 56; 4x4 512->512 y 57 / 99. XLA:CPU
+# fuses the output transform into the matmuls' epilogues, and one batched
+# matmul over the 16 tiles (or stacking them) is slower still.
 
 
 LAX, MATMUL, TAPS = "lax", "matmul", "taps"
