@@ -1,5 +1,5 @@
-"""How conv2d computes y, dx and dw: XLA's convolution, patches + matmul, or
-one matmul per kernel tap.
+"""How conv2d computes y, dx and dw: XLA's convolution, patches + matmul,
+one matmul per kernel tap, or Winograd's F(2x2, 3x3) (``_winograd.py``).
 
 On CPU the formulation is chosen per part and per shape (:func:`choose_impl`),
 since XLA:CPU's convolutions are orders of magnitude slower on small maps;
@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxbp import _xla_flags
+from jaxbp.ops import _winograd
 
 _DN = ("NHWC", "HWIO", "NHWC")
 # XLA:CPU convolutions are slow on maps of at most this many output pixels
@@ -45,22 +46,32 @@ _THIN_CHANNELS = 16
 # / 3.0. Without YNNPACK it replaces patches + matmul on the maps of at most
 # _SMALL_MAP pixels only (4x4 was not measured there).
 _TAPS_MAP = 16
-# Winograd F(2x2, 3x3) (16 matmuls on transformed 4x4 tiles, 4/9 of the
-# multiplies) was tried for y, dx and dw and not kept: on a 2-core AMD EPYC
-# Zen 3, batch 128, ms, current / Winograd: 8x8 256->256 y 62 / 67, dx 68 /
-# 71, dw 62 / 49; 16x16 64->128 y 39 / 56; 4x4 512->512 y 57 / 99. XLA:CPU
-# fuses the output transform into the matmuls' epilogues, and one batched
-# matmul over the 16 tiles (or stacking them) is slower still.
+# Under YNNPACK, dw as Winograd's F(2x2, 3x3) (_winograd.py: 16 matmuls over
+# the tiles, 4/9 of the multiplies) beats XLA's convolution on 8x8 to 16x16
+# maps with enough work (2-core AMD EPYC Zen 3, ms, lax / Winograd: batch 128
+# 16x16 64->128 34.8 / 30.3, 16x16 128->128 72.1 / 58.8, 8x8 128->256 28.8 /
+# 23.2, 8x8 256->256 59.4 / 44.3; batch 32 16x16 64->128 9.2 / 7.7, 8x8
+# 128->256 7.4 / 7.0, 8x8 256->256 14.5 / 11.9), ties on 32x32 (batch 32
+# 64->64 19.3 / 19.5) and loses on small problems (batch 8 8x8 256->256 3.8
+# / 5.4, 16x16 64->128 2.1 / 2.3; 6x6 128->128 2.2 / 2.9 at batch 32). On
+# the VGG Adam step: 0.987x the time at batch 32, 0.992x at 128 (in-process
+# A/B). Its y and dx lost there (8x8 256->256 y 62 / 67, dx 68 / 71; 16x16
+# 64->128 y 39 / 56; 4x4 512->512 y 57 / 99): XLA:CPU fuses the output
+# transform into the matmuls' epilogues, and one batched matmul over the 16
+# tiles (or stacking them) is slower still.
+_WINOGRAD_PIXELS = (64, 256)
+_WINOGRAD_MACS = 5 * 10**8
 
 
-LAX, MATMUL, TAPS = "lax", "matmul", "taps"
+LAX, MATMUL, TAPS, WINOGRAD = "lax", "matmul", "taps", "winograd"
+IMPLS = (LAX, MATMUL, TAPS, WINOGRAD)
 
 
 def choose_impl(
     x_shape, w_shape, stride=1, padding="SAME", backend=None, ynn=None
 ):
-  """Returns the formulation (``'lax'``, ``'matmul'``, ``'taps'``) of
-  ``(y, dx, dw)``.
+  """Returns the formulation (``'lax'``, ``'matmul'``, ``'taps'``,
+  ``'winograd'``) of ``(y, dx, dw)``.
 
   The choice is static: shapes, stride, padding, ``jax.default_backend()``
   (or ``backend``) and whether XLA:CPU runs dots through YNNPACK
@@ -69,8 +80,9 @@ def choose_impl(
   be orders of magnitude slower) run as one matmul per kernel tap over the
   inputs it meets (``'taps'``); dx and dw use patches + matmul (col2im for
   dx) for thin inputs once there are many patch rows, and without YNNPACK
-  dw uses one big patches matmul on every large problem. Thresholds
-  were measured on the VGG layers at batch 128 and at batch 8-32 (see
+  dw uses one big patches matmul on every large problem; with YNNPACK, dw
+  on 8x8 to 16x16 maps with enough work is Winograd's F(2x2, 3x3) (stride
+  1, 3x3 kernels). Thresholds were measured on the VGG layers at batch 128 and at batch 8-32 (see
   ``benchmarks/conv.py``).
   """
   if (backend or jax.default_backend()) != "cpu":
@@ -83,45 +95,79 @@ def choose_impl(
   if pixels <= (_TAPS_MAP if ynn else _SMALL_MAP):
     return (TAPS, TAPS, TAPS)
   rows = x_shape[0] * pixels
-  many = rows >= _MANY_ROWS and rows * math.prod(w_shape) >= _MANY_MACS
+  macs = rows * math.prod(w_shape)
+  many = rows >= _MANY_ROWS and macs >= _MANY_MACS
   thin = x_shape[3] < _THIN_CHANNELS
   pick = lambda matmul: MATMUL if matmul else LAX
-  dw_matmul = many and (thin or not ynn)
-  return (LAX, pick(many and thin), pick(dw_matmul))
+  dw = pick(many and (thin or not ynn))
+  lo, hi = _WINOGRAD_PIXELS
+  if (
+      ynn
+      and not thin
+      and lo <= pixels <= hi
+      and macs >= _WINOGRAD_MACS
+      and _winograd.fits(w_shape, strides, pads)
+  ):
+    dw = WINOGRAD
+  return (LAX, pick(many and thin), dw)
 
 
 def resolve(impl, x_shape, w_shape, stride, padding):
-  """Returns ``impl`` if it names a formulation of each part, else raises;
-  ``None`` becomes :func:`choose_impl`'s pick."""
+  """Returns ``impl`` if it names a formulation of each part that fits the
+  geometry, else raises; ``None`` becomes :func:`choose_impl`'s pick."""
   if impl is None:
     return choose_impl(x_shape, w_shape, stride, padding)
   if not (
       isinstance(impl, tuple)
       and len(impl) == 3
-      and all(part in (LAX, MATMUL, TAPS) for part in impl)
+      and all(part in IMPLS for part in impl)
   ):
     raise ValueError(
         "conv2d: impl must be None or a (y, dx, dw) tuple of 'lax',"
-        f" 'matmul' and 'taps', got {impl!r}."
+        f" 'matmul', 'taps' and 'winograd', got {impl!r}."
+    )
+  strides, pads = strides_pads(*x_shape[1:3], w_shape, stride, padding)
+  if WINOGRAD in impl and not _winograd.fits(w_shape, strides, pads):
+    raise ValueError(
+        f"conv2d: impl {impl!r} asks for Winograd's F(2x2, 3x3), which needs"
+        " a 3x3 kernel, stride 1 and paddings of at most 2; got kernel"
+        f" {w_shape[:2]}, strides {strides}, paddings {pads}. Use 'lax',"
+        " 'matmul' or 'taps' there, or impl=None."
     )
   return impl
 
 
 def forward(impl, x, w, strides, pads):
-  """y without the bias: XLA's convolution, patches @ kernel or per tap."""
-  fn = {LAX: _lax_conv, MATMUL: _matmul_conv, TAPS: _taps_conv}[impl]
+  """y without the bias: XLA's convolution, patches @ kernel, per tap or
+  per Winograd tile entry."""
+  fn = {
+      LAX: _lax_conv,
+      MATMUL: _matmul_conv,
+      TAPS: _taps_conv,
+      WINOGRAD: _winograd.conv,
+  }[impl]
   return fn(x, w, strides, pads)
 
 
 def input_grad(impl, dy, w, x_shape, strides, pads):
   """dx: the transposed convolution, col2im of dy @ kernel^T or per tap."""
-  fn = {LAX: _dx_lax, MATMUL: _dx_col2im, TAPS: _dx_taps}[impl]
+  fn = {
+      LAX: _dx_lax,
+      MATMUL: _dx_col2im,
+      TAPS: _dx_taps,
+      WINOGRAD: _winograd.input_grad,
+  }[impl]
   return fn(dy, w, x_shape, strides, pads)
 
 
 def kernel_grad(impl, x, dy, w_shape, strides, pads):
   """dw: a convolution over the batch, patches^T @ dy or per tap."""
-  fn = {LAX: _dw_lax, MATMUL: _dw_matmul, TAPS: _dw_taps}[impl]
+  fn = {
+      LAX: _dw_lax,
+      MATMUL: _dw_matmul,
+      TAPS: _dw_taps,
+      WINOGRAD: _winograd.kernel_grad,
+  }[impl]
   return fn(x, dy, w_shape, strides, pads)
 
 

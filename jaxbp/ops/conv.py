@@ -21,9 +21,9 @@ def conv2d(x, w, b, stride=1, padding="SAME", impl=None):
   Gathering the windows into patches :math:`P_{nhw,(ijc)} = x_{p,\,n,\,sh+i,
   \,sw+j,\,c}` (im2col) makes this one matmul, :math:`y = P W + b` with
   :math:`W` the kernel flattened to ``(kh*kw*in, out)``. Which formulation
-  runs (``lax.conv_general_dilated``, patches + matmul or a matmul per
-  kernel tap, chosen separately for y, dx and dw) is decided at trace time
-  by ``_conv_impl.choose_impl``.
+  runs (``lax.conv_general_dilated``, patches + matmul, a matmul per
+  kernel tap or Winograd's F(2x2, 3x3), chosen separately for y, dx and dw)
+  is decided at trace time by ``_conv_impl.choose_impl``.
 
   Args:
     x: inputs of shape ``(batch, height, width, in)``.
@@ -33,7 +33,8 @@ def conv2d(x, w, b, stride=1, padding="SAME", impl=None):
     padding: ``'SAME'``, ``'VALID'`` or an int >= 0 padded on every side.
     impl: ``None`` (chosen per shape and backend), or a ``(y, dx, dw)``
       triple of ``'lax'`` / ``'matmul'`` / ``'taps'`` (one matmul per kernel
-      tap) forcing the formulations.
+      tap) / ``'winograd'`` (F(2x2, 3x3): 3x3 kernels, stride 1, paddings of
+      at most 2) forcing the formulations.
 
   Returns:
     Outputs of shape ``(batch, out_height, out_width, out)``.
@@ -101,8 +102,27 @@ def _conv2d_bwd(stride, padding, impl, res, dy):
 
   with :math:`\bar{Y}_{U}` the rows of :math:`\bar{y}` at :math:`U` and
   :math:`\mathrm{place}^\top_{ij}` adding each row back at its input
-  position (a strided pad). Which form runs for y, dx and dw is chosen per
-  shape at trace time.
+  position (a strided pad).
+
+  Winograd form (3x3 kernel, stride 1; ``_winograd.py``): each 2x2 block of
+  outputs reads a 4x4 tile :math:`d` of :math:`x_p`, and with the constant
+  matrices :math:`A^\top` (2x4), :math:`G` (4x3) and :math:`B^\top` (4x4),
+  :math:`y_{\text{tile}} = A^\top [U \odot V] A` with :math:`U = G w G^\top`
+  and :math:`V = B^\top d B`, summed over channels: for each of the 16 tile
+  entries :math:`k`, :math:`M_k = V_k U_k`, a ``(batch * tiles, in) @ (in,
+  out)`` matmul. :math:`y` is linear in :math:`M`, :math:`M_k` in
+  :math:`U_k`, :math:`U` in :math:`w`, so the transposes of each map give
+
+  .. math::
+    \bar{M}_{\text{tile}} = A \bar{y}_{\text{tile}} A^\top, \qquad
+    \bar{U}_k = V_k^\top \bar{M}_k, \qquad
+    \bar{w} = G^\top \bar{U} G,
+
+  the tiles of :math:`\bar{y}` padded with zeros past its edge (those
+  outputs were cropped). :math:`\bar{x}` is the transposed convolution
+  above, with stride 1 a 3x3 correlation of :math:`\bar{y}` padded by
+  :math:`2 - p`, computed by the same Winograd forward. Which form runs for
+  y, dx and dw is chosen per shape at trace time.
   """
   x, w, bias_marker = res
   strides, pads = _geometry(x, w, None, stride, padding)

@@ -24,6 +24,7 @@ on_accelerator = pytest.mark.skipif(
 )
 
 LAX, MATMUL, TAPS = ("lax",) * 3, ("matmul",) * 3, ("taps",) * 3
+WINOGRAD = ("winograd",) * 3
 # (x shape, kernel (kh, kw, out), stride, padding): odd sizes, 1x1 and 2x2
 # maps, kernels wider than the map, strides 1-3, every padding kind.
 CONFIGS = [
@@ -40,6 +41,8 @@ CONFIGS = [
     ((2, 2, 2, 3), (1, 1, 5), 1, 2),
     ((1, 2, 2, 1), (3, 3, 512), 1, "SAME"),
     ((1, 2, 2, 512), (3, 3, 1), 2, 1),
+    ((1, 3, 5, 2), (3, 3, 2), 1, 2),
+    ((2, 6, 5, 2), (3, 3, 3), 1, "VALID"),
     # Every output reads padding only: y is the bias, dx and dw are zero.
     ((1, 1, 1, 2), (1, 1, 3), 3, 2),
 ]
@@ -55,6 +58,15 @@ def _args(x_shape, kernel, seed=0, dtype=jnp.float64):
   w = rng.standard_normal((kh, kw, x_shape[3], out)) / np.sqrt(kh * kw)
   b = rng.standard_normal(out)
   return [jnp.asarray(a, dtype) for a in (x, w, b)]
+
+
+def _winograd_fits(kernel, stride, padding):
+  """F(2x2, 3x3): 3x3 kernels, stride 1, paddings of at most 2."""
+  return (
+      kernel[:2] == (3, 3)
+      and stride == 1
+      and padding in ("SAME", "VALID", 0, 1, 2)
+  )
 
 
 def _assert_close(got, want, rtol):
@@ -78,22 +90,38 @@ def test_every_formulation_matches_lax_autodiff(
   y = jax.eval_shape(ref, x, w, b)
   dy = jnp.asarray(np.random.default_rng(1).standard_normal(y.shape))
   want = _value_and_vjp(ref, dy, x, w, b)
-  # All-lax, all-matmul and all-taps run every function of each part; None
-  # is the automatic mix.
-  for impl in (LAX, MATMUL, TAPS, None):
+  # All-lax, all-matmul, all-taps and all-Winograd (where it fits) run every
+  # function of each part; None is the automatic mix.
+  winograd = _winograd_fits(kernel, stride, padding)
+  for impl in (LAX, MATMUL, TAPS, WINOGRAD, None):
     if impl is None:
       fn = lambda *a: ops.conv2d(*a, stride, padding)
     else:
       fn = lambda *a: ops.conv2d(*a, stride, padding, impl)
+    if impl == WINOGRAD and not winograd:
+      with pytest.raises(
+          ValueError,
+          match=r"Winograd's F\(2x2, 3x3\), which needs a 3x3 kernel",
+      ):
+        fn(x, w, b)
+      continue
     _assert_close(_value_and_vjp(fn, dy, x, w, b), want, 1e-12)
 
 
 @pytest.mark.parametrize(
-    "impl", [LAX, MATMUL, TAPS], ids=["lax", "matmul", "taps"]
-)
-@pytest.mark.parametrize(
-    "x_shape, kernel, stride, padding",
-    [((1, 5, 4, 2), (3, 3, 2), 2, 1), ((2, 2, 2, 2), (3, 3, 3), 1, "SAME")],
+    "impl, x_shape, kernel, stride, padding",
+    [
+        (impl, *config)
+        for impl in (LAX, MATMUL, TAPS)
+        for config in (
+            ((1, 5, 4, 2), (3, 3, 2), 2, 1),
+            ((2, 2, 2, 2), (3, 3, 3), 1, "SAME"),
+        )
+    ]
+    + [
+        (WINOGRAD, (1, 5, 4, 2), (3, 3, 2), 1, 1),
+        (WINOGRAD, (2, 3, 2, 2), (3, 3, 3), 1, 2),
+    ],
 )
 def test_finite_differences_second_order(
     impl, x_shape, kernel, stride, padding, x64
@@ -103,15 +131,17 @@ def test_finite_differences_second_order(
 
 
 @pytest.mark.parametrize(
-    "impl", [LAX, MATMUL, TAPS], ids=["lax", "matmul", "taps"]
+    "impl, stride",
+    [(LAX, 2), (MATMUL, 2), (TAPS, 2), (WINOGRAD, 1)],
+    ids=["lax", "matmul", "taps", "winograd"],
 )
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_dtype_is_kept_on_every_path(impl, dtype):
+def test_dtype_is_kept_on_every_path(impl, stride, dtype):
   x, w, b = _args((2, 4, 4, 3), (3, 3, 4), dtype=dtype)
-  f = lambda *a: jnp.sum(ops.conv2d(*a, 2, "SAME", impl) ** 2)
-  y = ops.conv2d(x, w, b, 2, "SAME", impl)
+  f = lambda *a: jnp.sum(ops.conv2d(*a, stride, "SAME", impl) ** 2)
+  y = ops.conv2d(x, w, b, stride, "SAME", impl)
   assert y.dtype == dtype
-  ref = _reference(*(a.astype(jnp.float32) for a in (x, w, b)), 2, "SAME")
+  ref = _reference(*(a.astype(jnp.float32) for a in (x, w, b)), stride, "SAME")
   assert float(jnp.max(jnp.abs(y.astype(jnp.float32) - ref))) < 0.05 * float(
       jnp.max(jnp.abs(ref))
   )
@@ -137,11 +167,23 @@ def test_choice_depends_on_backend_shape_and_ynn_dots(ynn):
   want = TAPS if ynn else LAX
   assert choose((128, 4, 4, 512), (3, 3, 512, 512)) == want
   assert choose((128, 6, 6, 128), (3, 3, 128, 128)) == LAX
-  # Large maps: dw as one matmul, unless YNNPACK runs XLA's convolutions.
-  big_dw = "lax" if ynn else "matmul"
+  # Large maps: dw as one matmul, unless YNNPACK runs the dots; then 8x8 to
+  # 16x16 maps with enough work take Winograd's F(2x2, 3x3) for dw.
+  big_dw = "winograd" if ynn else "matmul"
   assert choose((128, 8, 8, 256), (3, 3, 256, 256)) == ("lax", "lax", big_dw)
   assert choose((128, 16, 16, 64), (3, 3, 64, 128)) == ("lax", "lax", big_dw)
   assert choose((32, 16, 16, 64), (3, 3, 64, 128)) == ("lax", "lax", big_dw)
+  want = ("lax", "lax", "winograd") if ynn else LAX
+  assert choose((32, 8, 8, 256), (3, 3, 256, 256)) == want
+  # Not for 32x32 maps, small problems, strides or other kernels.
+  assert choose((32, 32, 32, 64), (3, 3, 64, 64)) == (
+      "lax",
+      "lax",
+      "lax" if ynn else "matmul",
+  )
+  assert choose((8, 8, 8, 256), (3, 3, 256, 256)) == LAX
+  assert choose((32, 16, 16, 256), (3, 3, 256, 256), 2)[2] != "winograd"
+  assert choose((32, 8, 8, 256), (5, 5, 256, 256))[2] != "winograd"
   # Thin inputs on many rows want col2im and one matmul either way.
   assert choose((128, 32, 32, 3), (3, 3, 3, 64)) == (
       "lax",
