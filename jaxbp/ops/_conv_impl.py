@@ -53,9 +53,9 @@ _TAPS_MAP = 16
 # 23.2, 8x8 256->256 59.4 / 44.3; batch 32 16x16 64->128 9.2 / 7.7, 8x8
 # 128->256 7.4 / 7.0, 8x8 256->256 14.5 / 11.9), ties on 32x32 (batch 32
 # 64->64 19.3 / 19.5) and loses on small problems (batch 8 8x8 256->256 3.8
-# / 5.4, 16x16 64->128 2.1 / 2.3; 6x6 128->128 2.2 / 2.9 at batch 32). On
-# the VGG Adam step: 0.987x the time at batch 32, 0.992x at 128 (in-process
-# A/B). Its y and dx lost there (8x8 256->256 y 62 / 67, dx 68 / 71; 16x16
+# / 5.4, 16x16 64->128 2.1 / 2.3; 6x6 128->128 2.2 / 2.9 at batch 32). The
+# VGG Adam step takes 0.982x the time at batch 32 and 0.970x at 128 with it
+# (in-process A/B, same temp buffers). Its y and dx lost there (8x8 256->256 y 62 / 67, dx 68 / 71; 16x16
 # 64->128 y 39 / 56; 4x4 512->512 y 57 / 99): XLA:CPU fuses the output
 # transform into the matmuls' epilogues, and one batched matmul over the 16
 # tiles (or stacking them) is slower still.
@@ -82,8 +82,8 @@ def choose_impl(
   dx) for thin inputs once there are many patch rows, and without YNNPACK
   dw uses one big patches matmul on every large problem; with YNNPACK, dw
   on 8x8 to 16x16 maps with enough work is Winograd's F(2x2, 3x3) (stride
-  1, 3x3 kernels). Thresholds were measured on the VGG layers at batch 128 and at batch 8-32 (see
-  ``benchmarks/conv.py``).
+  1, 3x3 kernels). Thresholds were measured on the VGG layers at batch 128
+  and at batch 8-32 (see ``benchmarks/conv.py``).
   """
   if (backend or jax.default_backend()) != "cpu":
     return (LAX, LAX, LAX)
@@ -150,7 +150,8 @@ def forward(impl, x, w, strides, pads):
 
 
 def input_grad(impl, dy, w, x_shape, strides, pads):
-  """dx: the transposed convolution, col2im of dy @ kernel^T or per tap."""
+  """dx: the transposed convolution, col2im of dy @ kernel^T, per tap or
+  as a Winograd forward."""
   fn = {
       LAX: _dx_lax,
       MATMUL: _dx_col2im,
@@ -161,7 +162,8 @@ def input_grad(impl, dy, w, x_shape, strides, pads):
 
 
 def kernel_grad(impl, x, dy, w_shape, strides, pads):
-  """dw: a convolution over the batch, patches^T @ dy or per tap."""
+  """dw: a convolution over the batch, patches^T @ dy, per tap or per
+  Winograd tile entry."""
   fn = {
       LAX: _dw_lax,
       MATMUL: _dw_matmul,
