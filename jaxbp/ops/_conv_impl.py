@@ -48,19 +48,24 @@ _THIN_CHANNELS = 16
 _TAPS_MAP = 16
 # Under YNNPACK, dw as Winograd's F(2x2, 3x3) (_winograd.py: 16 matmuls over
 # the tiles, 4/9 of the multiplies) beats XLA's convolution on 8x8 to 16x16
-# maps with enough work (2-core AMD EPYC Zen 3, ms, lax / Winograd: batch 128
-# 16x16 64->128 34.8 / 30.3, 16x16 128->128 72.1 / 58.8, 8x8 128->256 28.8 /
-# 23.2, 8x8 256->256 59.4 / 44.3; batch 32 16x16 64->128 9.2 / 7.7, 8x8
-# 128->256 7.4 / 7.0, 8x8 256->256 14.5 / 11.9), ties on 32x32 (batch 32
-# 64->64 19.3 / 19.5) and loses on small problems (batch 8 8x8 256->256 3.8
-# / 5.4, 16x16 64->128 2.1 / 2.3; 6x6 128->128 2.2 / 2.9 at batch 32). The
-# VGG Adam step takes 0.982x the time at batch 32 and 0.970x at 128 with it
-# (in-process A/B, same temp buffers). Its y and dx lost there (8x8 256->256 y 62 / 67, dx 68 / 71; 16x16
-# 64->128 y 39 / 56; 4x4 512->512 y 57 / 99): XLA:CPU fuses the output
-# transform into the matmuls' epilogues, and one batched matmul over the 16
-# tiles (or stacking them) is slower still.
+# maps (2-core AMD EPYC Zen 3, ms, lax / Winograd: batch 128 16x16 64->128
+# 34.8 / 30.3, 16x16 128->128 72.1 / 58.8, 8x8 128->256 28.8 / 23.2, 8x8
+# 256->256 59.4 / 44.3; batch 32 16x16 64->128 9.2 / 7.7, 8x8 128->256 7.4
+# / 7.0, 8x8 256->256 14.5 / 11.9), ties on 32x32 (batch 32 64->64 19.3 /
+# 19.5) and loses on small problems (batch 8 8x8 256->256 3.8 / 5.4, 16x16
+# 64->128 2.1 / 2.3; 6x6 128->128 2.2 / 2.9 at batch 32). But its ~35
+# kernels per layer cost XLA's compiler about 1.5-2 MiB each at its peak:
+# compiling the VGG Adam step peaks at 689 instead of 529 MiB at batch 128,
+# 679 instead of 577 at batch 32, where that compile is the process's peak
+# RSS. So it is taken only on problems of at least _WINOGRAD_MACS
+# multiply-adds (the VGG's three layers at batch 128, where the step takes
+# 0.970x the time, in-process A/B, same temp buffers; at batch 32, 0.982x
+# was not worth the 100 MiB). Its y and dx lost (8x8 256->256 y 62 / 67,
+# dx 68 / 71; 16x16 64->128 y 39 / 56; 4x4 512->512 y 57 / 99): XLA:CPU
+# fuses the output transform into the matmuls' epilogues, and one batched
+# matmul over the 16 tiles (or stacking them) is slower still.
 _WINOGRAD_PIXELS = (64, 256)
-_WINOGRAD_MACS = 5 * 10**8
+_WINOGRAD_MACS = 2 * 10**9
 
 
 LAX, MATMUL, TAPS, WINOGRAD = "lax", "matmul", "taps", "winograd"
@@ -81,8 +86,8 @@ def choose_impl(
   inputs it meets (``'taps'``); dx and dw use patches + matmul (col2im for
   dx) for thin inputs once there are many patch rows, and without YNNPACK
   dw uses one big patches matmul on every large problem; with YNNPACK, dw
-  on 8x8 to 16x16 maps with enough work is Winograd's F(2x2, 3x3) (stride
-  1, 3x3 kernels). Thresholds were measured on the VGG layers at batch 128
+  on 8x8 to 16x16 maps with a lot of work (the VGG at batch 128) is
+  Winograd's F(2x2, 3x3) (stride 1, 3x3 kernels). Thresholds were measured on the VGG layers at batch 128
   and at batch 8-32 (see ``benchmarks/conv.py``).
   """
   if (backend or jax.default_backend()) != "cpu":
