@@ -116,8 +116,22 @@ def conv(x, w, strides, pads):
 
 
 def kernel_grad(x, dy, w_shape, strides, pads):
-  """dw = G^T [Σ_tiles V ⊙ (A dy A^T)] G, the sum over tiles (and batch) a
-  matmul ``V_k^T (A dy A^T)_k`` per entry k."""
+  r"""dw through the transposes of the forward's three linear maps.
+
+  The forward is :math:`w \mapsto U = G w G^\top`, then :math:`M_k = V_k
+  U_k` per tile entry :math:`k` (``(batch * tiles, in) @ (in, out)``, with
+  :math:`V = B^\top d B` fixed by ``x``), then :math:`y_{\text{tile}} =
+  A^\top M_{\text{tile}} A`. Transposing each in reverse order,
+
+  .. math::
+    \bar{M}_{\text{tile}} = A\, \bar{y}_{\text{tile}}\, A^\top, \qquad
+    \bar{U}_k = V_k^\top \bar{M}_k, \qquad
+    \bar{w} = G^\top \bar{U} G,
+
+  the middle one :func:`~jaxbp.ops.linear`'s :math:`\bar{W} = X^\top
+  \bar{Y}` summed over the tiles and the batch; :math:`\bar{y}` is padded
+  with zeros to whole tiles (the outputs past its edge were cropped).
+  """
   del strides  # 1: checked by fits().
   v, e = input_tiles(x, pads), output_tiles(dy, x.shape, pads)
   du = jnp.stack([jnp.matmul(a.T, b) for a, b in zip(v, e, strict=True)])

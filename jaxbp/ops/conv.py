@@ -104,25 +104,13 @@ def _conv2d_bwd(stride, padding, impl, res, dy):
   :math:`\mathrm{place}^\top_{ij}` adding each row back at its input
   position (a strided pad).
 
-  Winograd form (3x3 kernel, stride 1; ``_winograd.py``): each 2x2 block of
-  outputs reads a 4x4 tile :math:`d` of :math:`x_p`, and with the constant
-  matrices :math:`A^\top` (2x4), :math:`G` (4x3) and :math:`B^\top` (4x4),
-  :math:`y_{\text{tile}} = A^\top [U \odot V] A` with :math:`U = G w G^\top`
-  and :math:`V = B^\top d B`, summed over channels: for each of the 16 tile
-  entries :math:`k`, :math:`M_k = V_k U_k`, a ``(batch * tiles, in) @ (in,
-  out)`` matmul. :math:`y` is linear in :math:`M`, :math:`M_k` in
-  :math:`U_k`, :math:`U` in :math:`w`, so the transposes of each map give
-
-  .. math::
-    \bar{M}_{\text{tile}} = A \bar{y}_{\text{tile}} A^\top, \qquad
-    \bar{U}_k = V_k^\top \bar{M}_k, \qquad
-    \bar{w} = G^\top \bar{U} G,
-
-  the tiles of :math:`\bar{y}` padded with zeros past its edge (those
-  outputs were cropped). :math:`\bar{x}` is the transposed convolution
-  above, with stride 1 a 3x3 correlation of :math:`\bar{y}` padded by
-  :math:`2 - p`, computed by the same Winograd forward. Which form runs for
-  y, dx and dw is chosen per shape at trace time.
+  Winograd form (3x3 kernels, stride 1): :math:`y = A^\top [U \odot V] A`
+  per 2x2 output tile with :math:`U = G w G^\top`, a matmul :math:`M_k =
+  V_k U_k` per tile entry; the transposes give :math:`\bar{w} = G^\top
+  (V_k^\top A \bar{y} A^\top)_k G` (derived in ``_winograd.kernel_grad``),
+  and :math:`\bar{x}`, the transposed convolution, is at stride 1 the same
+  Winograd forward. Which form runs for y, dx and dw is chosen per shape at
+  trace time.
   """
   x, w, bias_marker = res
   strides, pads = _geometry(x, w, None, stride, padding)
