@@ -87,8 +87,9 @@ def choose_impl(
   dx) for thin inputs once there are many patch rows, and without YNNPACK
   dw uses one big patches matmul on every large problem; with YNNPACK, dw
   on 8x8 to 16x16 maps with a lot of work (the VGG at batch 128) is
-  Winograd's F(2x2, 3x3) (stride 1, 3x3 kernels). Thresholds were measured on the VGG layers at batch 128
-  and at batch 8-32 (see ``benchmarks/conv.py``).
+  Winograd's F(2x2, 3x3) (stride 1, 3x3 kernels). Thresholds were
+  measured on the VGG layers at batch 128 and at batch 8-32 (see
+  ``benchmarks/conv.py``).
   """
   if (backend or jax.default_backend()) != "cpu":
     return (LAX, LAX, LAX)
