@@ -11,14 +11,36 @@ import numpy as np
 
 
 def first_max(x, y, window, stride, padding):
-  """The index i * window + j of the first offset where x_p equals y."""
-  offsets = list(windows(x, -jnp.inf, window, stride, padding))
-  dtype = jnp.int8 if len(offsets) < 127 else jnp.int32
-  first = jnp.zeros(y.shape, dtype)
-  # Last to first, so that the earliest match is written last.
-  for k, (_, _, xs) in reversed(list(enumerate(offsets))):
-    first = jnp.where(xs == y, jnp.asarray(k, dtype), first)
-  return first
+  """The index i * window + j of the first offset where x_p equals y (0 where
+  none does: a NaN window).
+
+  Each half of the offsets gives its first match (or ``len(offsets)``) in
+  one elementwise pass; a reduce-window takes the smaller of the two. The
+  reduce-window is what keeps the index: XLA:CPU does not fuse one into its
+  consumers, so the int8 index is written once, in the forward. Computed as
+  one elementwise chain, XLA fused it into the backward's col2im, which then
+  re-derived it for every window that reads it (9 compares each, 9 times per
+  window for 3x3/2) from a padded float32 copy of x kept from the forward to
+  the backward. VGG Adam step, in-process A/B on a 2-core AMD EPYC Zen 3,
+  new / old: 0.936x the time at batch 128, 0.953x at batch 32.
+  """
+  offsets = [xs for _, _, xs in windows(x, -jnp.inf, window, stride, padding)]
+  n = len(offsets)
+  dtype = jnp.int8 if n < 127 else jnp.int32
+  none = jnp.asarray(n, dtype)
+
+  def first_of(ks):
+    first = jnp.full(y.shape, none)
+    for k in reversed(ks):  # Last to first: the earliest match is kept.
+      first = jnp.where(offsets[k] == y, jnp.asarray(k, dtype), first)
+    return first
+
+  halves = jnp.stack([first_of(range(n // 2)), first_of(range(n // 2, n))], -1)
+  dims = (1,) * y.ndim + (2,)
+  first = jax.lax.reduce_window(
+      halves, np.asarray(n, dtype), jax.lax.min, dims, dims, "VALID"
+  )[..., 0]
+  return jnp.where(first == none, jnp.zeros((), dtype), first)
 
 
 def reduce_window(x, init, op, window, stride, padding):

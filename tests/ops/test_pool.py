@@ -5,6 +5,7 @@ test_contracts.py; here: strides, paddings, odd and tiny maps, ties.
 """
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +132,27 @@ def test_max_pool_backward_avoids_select_and_scatter():
   assert not any("scatter" in p for p in _primitives(grad(ops.max_pool2d), x))
   plain = _primitives(grad(ops.plain(ops.max_pool2d)), x)
   assert any("select_and_scatter" in p for p in plain)
+
+
+def test_max_pool_nan_window_routes_to_its_first_offset():
+  # No entry equals a NaN maximum; the index falls back to offset 0.
+  x = jnp.asarray([1.0, np.nan, 3.0, 2.0]).reshape(1, 2, 2, 1)
+  y, vjp = jax.vjp(lambda x: ops.max_pool2d(x, 2, 2, 0), x)
+  assert np.isnan(y).all()
+  np.testing.assert_array_equal(vjp(jnp.ones_like(y))[0].ravel(), [1, 0, 0, 0])
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU fusion")
+def test_max_pool_index_is_kept_from_forward_not_rederived_in_backward():
+  # After BN + ReLU, as in the VGG: the compiled step keeps the int8 index
+  # of each window's first maximum (module doc of _pool_phases.first_max).
+  def loss(x, g, b):
+    return jnp.sum(ops.max_pool2d(ops.relu(ops.batch_norm(x, g, b)), 3, 2, 1))
+
+  x, c = jnp.ones((4, 16, 16, 8)), jnp.ones(8)
+  hlo = jax.jit(jax.grad(loss)).lower(x, c, c).compile().as_text()
+  entry = hlo[hlo.index("ENTRY") :]
+  assert re.search(r"= s8\[4,8,8,8(,1)?\]", entry), entry
 
 
 @pytest.mark.parametrize("op", [ops.max_pool2d, ops.avg_pool2d])
