@@ -13,11 +13,7 @@ outside can only slow a pass). Rows:
 
 * the seeds' VGG (Table 1) Adam train step (forward, backward, update), same
   batch and optimizer: jaxbp hand-written, jaxbp autodiff, PyTorch eager
-  (NCHW and channels-last) and ``torch.compile``; fp32, then bf16 compute.
-  jaxbp's children keep freed buffers for reuse, as its CPU train loop does
-  (``jaxbp._memory.keep_freed_pages``); one more PyTorch eager row runs with
-  that same malloc setting, for context (PyTorch's own rows keep its
-  defaults);
+  (NCHW and channels-last) and ``torch.compile``; fp32, then bf16 compute;
 * every VGG layer alone (conv per map size, BN+ReLU, max-pool), forward and
   forward+backward, jaxbp vs PyTorch eager;
 * the seeds' 2019 MLP protocol (1,500 SGD steps, batch 200, 3072-100-10
@@ -52,7 +48,6 @@ STEP_ROWS = (
     ("jaxbp autodiff", "jax:autodiff"),
     ("PyTorch eager", "torch:eager"),
     ("PyTorch eager, channels-last", "torch:channels_last"),
-    ("PyTorch eager, jaxbp's malloc setting", "torch:eager_kept"),
     ("torch.compile", "torch:compile"),
 )
 
@@ -139,10 +134,8 @@ def jax_layers(batch, dtype):
   import jax
   import jax.numpy as jnp
 
-  from jaxbp import _memory, ops
+  from jaxbp import ops
 
-  if jax.default_backend() == "cpu":
-    _memory.keep_freed_pages()  # As train/loop.py and the step rows do.
   compute = jnp.bfloat16 if dtype == "bf16" else jnp.float32
   key = iter(jax.random.split(jax.random.key(1), 64))
   rand = lambda *s: jax.random.normal(next(key), s, jnp.float32).astype(compute)
@@ -211,8 +204,6 @@ def torch_vgg_step(mode, batch, dtype):
   optimizer = torch.optim.Adam(model.parameters(), lr=LR)
   loss_fn = torch.nn.CrossEntropyLoss()
   forward = torch.compile(model) if mode == "compile" else model
-  if mode == "eager_kept":
-    _keep_freed_pages()
 
   def call():
     optimizer.zero_grad(set_to_none=True)
@@ -222,16 +213,6 @@ def torch_vgg_step(mode, batch, dtype):
     optimizer.step()
 
   return call
-
-
-def _keep_freed_pages():
-  """What ``jaxbp._memory.keep_freed_pages`` does (glibc's mallopt: no mmap,
-  no trimming on free), without importing jaxbp, which would load JAX into
-  the PyTorch child: context for the jaxbp rows, which run with it."""
-  import ctypes
-
-  mallopt = ctypes.CDLL("libc.so.6").mallopt
-  assert mallopt(-4, 0) and mallopt(-1, 2**31 - 1), "mallopt refused"
 
 
 def torch_layers(batch, dtype):
@@ -499,11 +480,7 @@ def main(argv):
           " other pass), the other rows one pass. PyTorch rows use"
           " `torch.optim.Adam`, `CrossEntropyLoss`, NCHW unless noted; bf16"
           " is `torch.autocast` there and the models' `dtype=bfloat16` (fp32"
-          " parameters) in jaxbp. jaxbp's children keep large freed buffers"
-          " in the heap (`jaxbp._memory.keep_freed_pages`, as its CPU train"
-          " loop does, so XLA's temporaries are not page-faulted in at every"
-          " step); the row \"PyTorch eager, jaxbp's malloc setting\" gives"
-          " PyTorch the same."
+          " parameters) in jaxbp."
       ),
       "",
       *_step_table(best, batches),
