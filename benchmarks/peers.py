@@ -118,8 +118,6 @@ def jax_vgg_step(vjp, batch, dtype):
   labels = jax.random.randint(ky, (batch,), 0, 10, jnp.int32)
   jax.clear_caches()  # The programs above, which ran once.
   _memory.trim()
-  if jax.default_backend() == "cpu":
-    _memory.keep_freed_pages()  # As train/loop.py does.
   box = [state]
 
   def call():

@@ -79,8 +79,6 @@ def _train(s: build.Session, caught: list, bar, speed, wall) -> tuple:
     if speed.tick is None:
       jax.block_until_ready(sums)
       _memory.trim()  # What compiling the step freed (jaxbp/_memory.py).
-      if jax.default_backend() == 'cpu':
-        _memory.keep_freed_pages()  # No page faults on XLA's temporaries.
       speed.start(step)
     is_eval = step % c.eval_every == 0 or step == c.max_steps
     is_ckpt = step % c.checkpoint_every == 0 or is_eval or stop
