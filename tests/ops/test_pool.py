@@ -15,6 +15,7 @@ from jax import test_util
 
 from jaxbp import ops
 from jaxbp.gradcheck import jaxprs, references
+from jaxbp.ops import _pool_phases
 
 # (x shape, window, stride, padding): odd sizes, 1x1 and 2x2 maps, windows
 # smaller than, equal to and larger than the stride, channels 1 to 512.
@@ -142,10 +143,29 @@ def test_max_pool_nan_window_routes_to_its_first_offset():
   np.testing.assert_array_equal(vjp(jnp.ones_like(y))[0].ravel(), [1, 0, 0, 0])
 
 
+@pytest.mark.parametrize("x_shape, window, stride, padding", CONFIGS)
+def test_first_max_is_the_same_on_every_backend_path(
+    x_shape, window, stride, padding
+):
+  # CPU takes the smaller of two halves' first matches through a
+  # reduce-window; other backends one chain over all offsets. Integer
+  # inputs: most windows hold several equal maxima.
+  x = np.random.default_rng(0).integers(-2, 3, x_shape).astype(np.float32)
+  y = ops.max_pool2d(jnp.asarray(x), window, stride, padding)
+  first = {
+      backend: _pool_phases.first_max(
+          jnp.asarray(x), y, window, stride, padding, backend
+      )
+      for backend in ("cpu", "tpu")
+  }
+  np.testing.assert_array_equal(first["cpu"], first["tpu"])
+  assert first["cpu"].dtype == jnp.int8
+
+
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU fusion")
 def test_max_pool_index_is_kept_from_forward_not_rederived_in_backward():
   # After BN + ReLU, as in the VGG: the compiled step keeps the int8 index
-  # of each window's first maximum (module doc of _pool_phases.first_max).
+  # of each window's first maximum (_pool_phases.first_max's docstring).
   def loss(x, g, b):
     return jnp.sum(ops.max_pool2d(ops.relu(ops.batch_norm(x, g, b)), 3, 2, 1))
 
