@@ -156,6 +156,43 @@ def _goals(conv_rows, pool_rows, stack):
   )
 
 
+def _conv_table(conv_rows):
+  lines = [
+      (
+          "| layer | path | fwd manual | fwd autodiff | fwd+bwd manual |"
+          " fwd+bwd autodiff | speedup |"
+      ),
+      "|---|---|---:|---:|---:|---:|---:|",
+  ]
+  for name, impl, t in conv_rows:
+    lines.append(
+        f"| {name} | {impl} | {t['manual', 'fwd']:.1f} |"
+        f" {t['autodiff', 'fwd']:.1f} | {t['manual', 'all']:.1f} |"
+        f" {t['autodiff', 'all']:.1f} |"
+        f" {t['autodiff', 'all'] / t['manual', 'all']:.1f}x |"
+    )
+  return lines
+
+
+def _pool_table(pool_rows):
+  lines = [
+      (
+          "| layer | fwd | fwd + residual | bwd manual | bwd / (fwd + res) |"
+          " fwd+bwd manual | fwd+bwd autodiff | speedup |"
+      ),
+      "|---|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for name, t in pool_rows:
+    lines.append(
+        f"| {name} | {t['manual', 'fwd']:.2f} | {t['manual', 'fwd_res']:.2f} |"
+        f" {t['manual', 'bwd']:.2f} |"
+        f" {t['manual', 'bwd'] / t['manual', 'fwd_res']:.1f}x |"
+        f" {t['manual', 'all']:.2f} | {t['autodiff', 'all']:.2f} |"
+        f" {t['autodiff', 'all'] / t['manual', 'all']:.1f}x |"
+    )
+  return lines
+
+
 def _markdown(batch, conv_rows, pool_rows, stack, command):
   lines = [
       "## Conv and pooling: VGG (Table 1) layers, hand-written vs autodiff",
@@ -171,36 +208,9 @@ def _markdown(batch, conv_rows, pool_rows, stack, command):
           " run."
       ),
       "",
-      (
-          "| layer | path | fwd manual | fwd autodiff | fwd+bwd manual |"
-          " fwd+bwd autodiff | speedup |"
-      ),
-      "|---|---|---:|---:|---:|---:|---:|",
-  ]
-  for name, impl, t in conv_rows:
-    lines.append(
-        f"| {name} | {impl} | {t['manual', 'fwd']:.1f} |"
-        f" {t['autodiff', 'fwd']:.1f} | {t['manual', 'all']:.1f} |"
-        f" {t['autodiff', 'all']:.1f} |"
-        f" {t['autodiff', 'all'] / t['manual', 'all']:.1f}x |"
-    )
-  lines += [
+      *_conv_table(conv_rows),
       "",
-      (
-          "| layer | fwd | fwd + residual | bwd manual | bwd / (fwd + res) |"
-          " fwd+bwd manual | fwd+bwd autodiff | speedup |"
-      ),
-      "|---|---:|---:|---:|---:|---:|---:|---:|",
-  ]
-  for name, t in pool_rows:
-    lines.append(
-        f"| {name} | {t['manual', 'fwd']:.2f} | {t['manual', 'fwd_res']:.2f} |"
-        f" {t['manual', 'bwd']:.2f} |"
-        f" {t['manual', 'bwd'] / t['manual', 'fwd_res']:.1f}x |"
-        f" {t['manual', 'all']:.2f} | {t['autodiff', 'all']:.2f} |"
-        f" {t['autodiff', 'all'] / t['manual', 'all']:.1f}x |"
-    )
-  lines += [
+      *_pool_table(pool_rows),
       "",
       (
           "Whole Table-1 conv/pool stack (10 x conv3x3 + batch_norm + relu, 5"

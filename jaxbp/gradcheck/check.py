@@ -84,36 +84,27 @@ def check_vjp(
 ) -> results.Result:
   r"""Compares ``jax.vjp(fn)``, i.e. the hand-written rule, with two oracles.
 
-  In ``dtype`` (float arguments are cast), float64 by default:
-
-  (a) autodiff of the plain forward ``reference`` (default
-  ``ops.plain(fn)``) for ``num_random`` random cotangents, plus every unit
-  cotangent (the full Jacobian) when the output has at most ``max_jacobian``
-  entries;
-  (b) central finite differences :math:`u^\top (f(x + \epsilon v) -
-  f(x - \epsilon v)) / 2\epsilon` against :math:`\langle \bar{x}(u), v
-  \rangle` for a random cotangent :math:`u`, along ``num_random`` random
-  directions :math:`v`, plus every unit vector of an argument with at most
-  ``max_jacobian`` entries.
-
+  In ``dtype`` (float arguments are cast): (a) autodiff of the plain forward
+  ``reference`` at the same cotangents; (b) central finite differences
+  :math:`u^\top (f(x + \epsilon v) - f(x - \epsilon v)) / 2\epsilon` against
+  :math:`\langle \bar{x}(u), v \rangle` for a random cotangent :math:`u`.
+  The cotangents of (a) and each argument's directions :math:`v` in (b) are
+  ``num_random`` random ones, plus every unit vector (the full Jacobian)
+  when the output, resp. the argument, has at most ``max_jacobian`` entries.
   An argument passes when ``max|err| <= atol + rtol * max|oracle|``
-  (``fd_atol``, ``fd_rtol`` for finite differences). Outputs may be tuples
-  (pytrees) of arrays: they are compared as one flat vector.
-
-  Where it runs: float64 runs on the CPU device when the default backend has
-  no float64 (TPU), on the default device otherwise; float32 (give looser
-  tolerances and a larger ``eps``) on the default device. Both run under
-  ``jax.default_matmul_precision('highest')``, so a GPU's TF32 or a TPU's
-  bf16 passes do not pass for errors in the rule.
+  (``fd_atol``, ``fd_rtol`` for (b)). Outputs may be tuples (pytrees) of
+  arrays: they are compared as one flat vector.
 
   Args:
     fn: the op (a ``jax.custom_vjp``) or, with ``reference``, any function.
     *args: its array arguments; integer ones (labels, keys) are held fixed.
     argnums: which arguments to differentiate; default every float one.
     static: keyword hyperparameters passed to both ``fn`` and ``reference``.
-    reference: the plain forward autodiff differentiates; required when
-      ``fn`` is not itself a ``jax.custom_vjp``.
-    dtype: ``jnp.float64`` or ``jnp.float32``.
+    reference: the plain forward autodiff differentiates, ``ops.plain(fn)``
+      by default; required when ``fn`` is not a ``jax.custom_vjp``.
+    dtype: ``jnp.float64`` (on the CPU where the default backend has none,
+      e.g. TPU) or ``jnp.float32`` (give looser tolerances and a larger
+      ``eps``); both at ``jax.default_matmul_precision('highest')``.
     rtol, atol, fd_rtol, fd_atol: tolerances, see above.
     eps: finite-difference step.
     max_jacobian, num_random: exhaustive versus random probing, see above.
@@ -124,14 +115,34 @@ def check_vjp(
     A :class:`Result` with per-argument max absolute and relative errors.
   """
   name = _name(fn)
+  reference = _checked_reference(fn, name, reference)
+  tol = results.Tolerances(rtol, atol, fd_rtol, fd_atol, eps)
+  probes = (max_jacobian, num_random)
+  result = _measure(
+      name, fn, reference, args, argnums, static, dtype, tol, probes, seed
+  )
+  if result.failures and raise_on_error:
+    raise results.GradientCheckError("\n".join(result.failures))
+  return result
+
+
+def _checked_reference(fn, name, reference):
+  """Returns ``reference``, by default the plain forward of ``fn``; raises
+  when ``fn`` is no ``jax.custom_vjp`` and so needs one given."""
   if reference is None and not hasattr(fn, "fun"):
     raise TypeError(
         f"check_vjp: {name} is not a jax.custom_vjp, so it has no"
         " hand-written backward of its own to check; pass reference=<its"
         " plain forward> to check a function built from custom_vjp ops."
     )
-  reference = reference or ops.plain(fn)
-  tol = results.Tolerances(rtol, atol, fd_rtol, fd_atol, eps)
+  return reference or ops.plain(fn)
+
+
+def _measure(
+    name, fn, reference, args, argnums, static, dtype, tol, probes, seed
+):
+  """Runs both oracles on ``args`` in ``dtype`` and compares them with the
+  rule: the :class:`Result`, failures not yet raised."""
   with _where(dtype) as device:
     args = [_place(a, dtype, device) for a in args]
     if argnums is None:
@@ -144,18 +155,14 @@ def check_vjp(
     )
     diff = [args[i] for i in argnums]
     rng = np.random.default_rng(seed)
-    probes = (max_jacobian, num_random)
     got, want, dx, fds, directions = _oracles(
-        manual, plain, diff, rng, probes, eps, dtype
+        manual, plain, diff, rng, probes, tol.eps, dtype
     )
     labels = [(names[i], tuple(args[i].shape)) for i in argnums]
     arg_errors, failures = results.compare(
         name, labels, got, want, dx, fds, directions, tol
     )
-  result = results.Result(name, tuple(arg_errors), tuple(failures))
-  if failures and raise_on_error:
-    raise results.GradientCheckError("\n".join(failures))
-  return result
+  return results.Result(name, tuple(arg_errors), tuple(failures))
 
 
 def _oracles(manual, plain, diff, rng, probes, eps, dtype):
@@ -177,8 +184,14 @@ def _oracles(manual, plain, diff, rng, probes, eps, dtype):
 
 @contextlib.contextmanager
 def _where(dtype):
-  """Enters float64 (on the device that has it) or float32, at the highest
-  matmul precision; yields the device arguments go to (None: the default)."""
+  """Enters float64 or float32, at the highest matmul precision; yields the
+  device arguments go to (None: the default).
+
+  float64 runs on the CPU device when the default backend has no float64
+  (TPU), on the default device otherwise; float32 on the default device. The
+  highest matmul precision keeps a GPU's TF32 or a TPU's bf16 passes from
+  passing for errors in the rule.
+  """
   wide = jnp.dtype(dtype) == jnp.float64
   device = _compat.float64_device() if wide else None
   x64 = _compat.enable_x64(True) if wide else contextlib.nullcontext()

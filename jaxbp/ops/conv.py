@@ -66,7 +66,25 @@ def _conv2d_bwd(stride, padding, impl, res, dy):
       sw+j=e}} \bar{y}_{nhwo}\, w_{ijco}, \qquad
     \bar{b}_o = \sum_{nhw} \bar{y}_{nhwo},
 
-  and :math:`\bar{x}` is :math:`\bar{x}_p` with the padding cropped.
+  and :math:`\bar{x}` is :math:`\bar{x}_p` with the padding cropped. How
+  :math:`\bar{x}` and :math:`\bar{w}` are computed (matrix, convolution, tap
+  or Winograd form) is derived in ``_conv2d_grads``.
+  """
+  x, w, bias_marker = res
+  strides, pads = _geometry(x, w, None, stride, padding)
+  impl = _conv_impl.resolve(impl, x.shape, w.shape, stride, padding)
+  dx, dw = _conv2d_grads(impl, strides, pads, x, w, dy)
+  dx, dw = dx.astype(x.dtype), dw.astype(w.dtype)
+  db = None if bias_marker is None else _reduce.sum_leading(dy).astype(w.dtype)
+  return dx, dw, db
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def _conv2d_grads(impl, strides, pads, x, w, dy):
+  r"""Returns :math:`\bar{x}` and :math:`\bar{w}` by the formulations the
+  resolved ``impl`` names for dx and dw; notation as in ``_conv2d_bwd``.
 
   Matrix form (im2col): with the patches :math:`P_{(nhw),(ijc)} =
   x_{p,\,n,\,sh+i,\,sw+j,\,c}` and :math:`W_{(ijc),o} = w_{ijco}` (``w``
@@ -112,17 +130,9 @@ def _conv2d_bwd(stride, padding, impl, res, dy):
   Winograd forward. Which form runs for y, dx and dw is chosen per shape at
   trace time.
   """
-  x, w, bias_marker = res
-  strides, pads = _geometry(x, w, None, stride, padding)
-  impl = _conv_impl.resolve(impl, x.shape, w.shape, stride, padding)
   dx = _conv_impl.input_grad(impl[1], dy, w, x.shape, strides, pads)
   dw = _conv_impl.kernel_grad(impl[2], x, dy, w.shape, strides, pads)
-  dx, dw = dx.astype(x.dtype), dw.astype(w.dtype)
-  db = None if bias_marker is None else _reduce.sum_leading(dy).astype(w.dtype)
-  return dx, dw, db
-
-
-conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+  return dx, dw
 
 
 def _reference(x, w, b, stride=1, padding="SAME", impl=None):
