@@ -1,11 +1,15 @@
 """The benchmarks' peers compute what they claim (no timing here)."""
 
+import importlib.util
+import math
+import os
 import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl import app
 
 from benchmarks import numpy_mlp, peers
 
@@ -95,17 +99,16 @@ def test_goal_lines_name_the_ratio_and_whether_met():
 
 def test_run_specs_keeps_the_best_pass_and_every_passs_seconds(monkeypatch):
   runs = iter([{"seconds": s, "rss_mib": 1.0} for s in (3.0, 2.0, 1.0, 4.0)])
-  monkeypatch.setattr(peers, "child", lambda spec: next(runs))
   monkeypatch.setattr(peers, "ONLY", types.SimpleNamespace(value=""))
   specs = [("a", "step:a", 2), ("b", "step:b", 2)]
-  best = peers._run_specs(specs)
+  best = peers._run_specs(specs, lambda spec: next(runs))
   # Pass 1 runs a, b; pass 2 runs them reversed: b, a.
   assert best["a"] == {"seconds": 3.0, "rss_mib": 1.0, "passes": [3.0, 4.0]}
   assert best["b"] == {"seconds": 1.0, "rss_mib": 1.0, "passes": [2.0, 1.0]}
   # A failed pass keeps its place, so the two rows' passes stay paired.
   later = iter([None, {"seconds": 2.0, "rss_mib": 1.0}, {"seconds": 1.0}])
-  monkeypatch.setattr(peers, "child", lambda spec: next(later))
-  best = peers._run_specs([("a", "step:a", 2), ("b", "step:b", 1)])
+  specs = [("a", "step:a", 2), ("b", "step:b", 1)]
+  best = peers._run_specs(specs, lambda spec: next(later))
   assert best["a"] == {"seconds": 1.0, "passes": [None, 1.0]}
   assert best["b"] == {"seconds": 2.0, "rss_mib": 1.0}
 
@@ -143,3 +146,182 @@ def test_goal_rows_run_back_to_back_every_pass_and_the_table_keeps_its_order():
   ]
   fp32 = [name for name, _ in peers.STEP_ROWS]
   assert rows == fp32 + fp32 + ["jaxbp hand-written", "PyTorch eager"]
+
+
+def _model_flops(jaxpr) -> int:
+  """2 x the multiply-adds of every convolution (each kernel tap, padding
+  included) and dot in ``jaxpr`` and the jaxprs inside it."""
+  total = 0
+  for eqn in jaxpr.eqns:
+    for param in eqn.params.values():
+      for sub in param if isinstance(param, (list, tuple)) else [param]:
+        sub = getattr(sub, "jaxpr", sub)  # A ClosedJaxpr's Jaxpr.
+        if hasattr(sub, "eqns"):
+          total += _model_flops(sub)
+    out = eqn.outvars[0].aval.shape if eqn.outvars else ()
+    if eqn.primitive.name == "conv_general_dilated":
+      rhs = eqn.invars[1].aval.shape
+      out_features = rhs[eqn.params["dimension_numbers"].rhs_spec[0]]
+      total += 2 * math.prod(out) * math.prod(rhs) // out_features
+    elif eqn.primitive.name == "dot_general":
+      (contracting, _), _ = eqn.params["dimension_numbers"]
+      lhs = eqn.invars[0].aval.shape
+      total += 2 * math.prod(out) * math.prod(lhs[d] for d in contracting)
+  return total
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_vgg_train_flops_are_what_autodiff_of_the_vgg_computes(batch):
+  # The seeds' VGG in plain lax; jax.grad of its loss with respect to the
+  # parameters (not the data) emits each conv's and the linear layer's
+  # forward, kernel gradient and input gradient but the first conv's.
+  def loss(params, x, labels):
+    *convs, (w, b) = params
+    for kernel in convs:
+      if kernel is None:
+        x = jax.lax.reduce_window(
+            x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
+            ((0, 0), (1, 1), (1, 1), (0, 0)),
+        )  # fmt: skip
+        continue
+      x = jax.lax.conv_general_dilated(
+          x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )
+      x = jax.nn.relu((x - x.mean((0, 1, 2))) * jax.lax.rsqrt(x.var() + 1))
+    logits = x.reshape(len(x), -1) @ w + b
+    return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(len(x)), labels])
+
+  spec = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
+  params, width = [], 3
+  for group in peers.VGG_TABLE1:
+    for features in group:
+      params.append(spec(3, 3, width, features))
+      width = features
+    params.append(None)  # The max-pool.
+  params.append((spec(width, 10), spec(10)))
+  labels = jax.ShapeDtypeStruct((batch,), jnp.int32)
+  jaxpr = jax.make_jaxpr(jax.grad(loss))(params, spec(batch, 32, 32, 3), labels)
+  assert _model_flops(jaxpr.jaxpr) == peers.vgg_train_flops(batch)
+  assert peers.vgg_train_flops(batch) == batch * 913_078_272
+
+
+def test_vgg_train_flops_are_what_pytorch_counts():
+  torch = pytest.importorskip("torch")  # The `bench` extra; CI has none.
+  from torch.utils.flop_counter import FlopCounterMode
+
+  model = peers.torch_vgg()
+  x, labels = torch.rand(2, 3, 32, 32), torch.tensor([1, 7])
+  with FlopCounterMode(display=False) as counter:
+    torch.nn.functional.cross_entropy(model(x), labels).backward()
+  assert counter.get_total_flops() == peers.vgg_train_flops(2)
+
+
+@pytest.mark.parametrize(
+    "kind, want",
+    [
+        ("NVIDIA H100 80GB HBM3", (494.7, 989.4)),
+        ("NVIDIA H200", (494.7, 989.4)),
+        ("NVIDIA H100 PCIe", (378.0, 756.0)),
+        ("NVIDIA A100-SXM4-40GB", (156.0, 312.0)),
+        ("NVIDIA L4", (60.0, 121.0)),
+        ("NVIDIA L40S", None),  # Not an L4.
+        ("NVIDIA H100 NVL", None),
+        ("Tesla T4", None),
+    ],
+)
+def test_peak_tflops_by_device_name(kind, want):
+  got = peers.peak_tflops(kind)
+  assert got == (want and {"fp32": want[0], "bf16": want[1]})
+
+
+def test_peak_tflops_given_wins_and_must_be_two_numbers():
+  given = peers.peak_tflops("Tesla T4", ["8.1", "65"])
+  assert given == {"fp32": 8.1, "bf16": 65.0}
+  with pytest.raises(ValueError, match="two numbers, TF32 and bf16"):
+    peers.peak_tflops("NVIDIA H200", ["989.4"])
+
+
+def test_gpu_runs_every_row_in_both_compute_types_against_torch_compile():
+  specs = peers._step_specs([512], passes=2, device="gpu")
+  workers = [spec for _, spec, _ in specs]
+  for dtype in ("fp32", "bf16"):
+    ours = workers.index(f"step:jax:manual:512:{dtype}")
+    assert workers[ours + 1] == f"step:torch:compile:512:{dtype}"
+    assert specs[ours][2] == specs[ours + 1][2] == 2
+    rows = {key[0] for key, _, _ in specs if key[2] == dtype}
+    assert rows == {name for name, _ in peers.STEP_ROWS}
+  seconds = 512 * 913_078_272 / (0.25 * 494.7e12)  # 25% of an H100's TF32.
+  best = {key: {"seconds": 1.0, "rss_mib": 1.0} for key, _, _ in specs}
+  best[("jaxbp hand-written", 512, "fp32")] = {
+      "seconds": seconds,
+      "rss_mib": 900.0,
+      "device_mib": 2048.0,
+  }
+  best[("torch.compile", 512, "bf16")] = None
+  table = peers._step_table(best, [512], "gpu", peers.peak_tflops("H100"))
+  assert "| vs torch.compile | MFU | peak GPU MiB |" in table[0]
+  assert all(row.count("|") == table[0].count("|") for row in table)
+  [ours] = [
+      r for r in table if r.startswith("| jaxbp hand-written | 512 | fp32")
+  ]
+  assert ours.endswith(f"| {1 / seconds:.2f}x | 25.0% | 2,048 |")
+  lines = peers._goals(best, [512], "gpu")
+  assert lines == [
+      "Goal at batch 512, fp32 (hand-written >= 1x torch.compile):"
+      f" {1 / seconds:.2f}x (met)."
+  ]  # The bf16 reference failed: no goal line to draw from it.
+
+
+def test_layer_table_compares_each_rule_with_pytorch_and_autodiff():
+  ours = {"conv a": [0.001, 0.004], "max-pool b": [0.001, 0.002]}
+  theirs = {"conv a": [0.002, 0.008], "max-pool b": [0.001, 0.001]}
+  autodiff = {"conv a": [0.001, 0.003], "max-pool b": [0.001, 0.004]}
+  table = peers._layer_table(ours, theirs, autodiff)
+  assert table[2].endswith("| 4.0 | 3.0 | 8.0 | 2.00x | 0.75x |")
+  assert table[3].endswith("| 2.0 | 4.0 | 1.0 | 0.50x | 2.00x |")
+  line = peers._slower_than_autodiff(ours, autodiff)
+  assert line.endswith("same forward: conv a (4.0 vs 3.0 ms).")
+  assert peers._slower_than_autodiff(ours, {}).endswith(": none.")
+
+
+def test_device_is_resolved_before_any_long_work(monkeypatch):
+  probes = []
+
+  def probe(found):
+    def child(spec, device):
+      probes.append((spec, device))
+      return found
+
+    monkeypatch.setattr(peers, "child", child)
+
+  monkeypatch.setenv("JAX_PLATFORMS", "")
+  probe({"backend": "cpu", "kind": "cpu"})
+  with pytest.raises(app.UsageError, match="--device=gpu: JAX runs on 'cpu'"):
+    peers.resolve_device("gpu")
+  assert peers.resolve_device("auto") == ("cpu", "cpu")
+  assert os.environ["JAX_PLATFORMS"] == "cpu"  # What the children inherit.
+  probe({"backend": "gpu", "kind": "NVIDIA H200", "torch_cuda": False})
+  with pytest.raises(app.UsageError, match="PyTorch here has no CUDA"):
+    peers.resolve_device("auto")
+  probe({"backend": "gpu", "kind": "NVIDIA H200", "torch_cuda": True})
+  assert peers.resolve_device("gpu") == ("gpu", "NVIDIA H200")
+  assert probes[-1] == ("probe", "gpu")
+
+
+def test_a_child_asked_for_another_device_than_jaxs_says_so():
+  with pytest.raises(RuntimeError, match=r"JAX runs on 'cpu' here, not 'gpu'"):
+    peers.run_worker("step:jax:manual:2:fp32", device="gpu", steps=1)
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="needs a GPU")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_gpu_step_children_report_time_and_device_memory(dtype):
+  got = peers.run_worker(f"step:jax:manual:8:{dtype}", device="gpu", steps=2)
+  assert got["seconds"] > 0 and got["device_mib"] > 0
+  if importlib.util.find_spec("torch"):
+    import torch
+
+    if torch.cuda.is_available():
+      spec = f"step:torch:eager:8:{dtype}"
+      got = peers.run_worker(spec, device="gpu", steps=2)
+      assert got["seconds"] > 0 and got["device_mib"] > 0
