@@ -538,6 +538,8 @@ def resolve_device(wanted: str) -> tuple[str, str]:
           f"--device=gpu: JAX runs on {got['backend']!r} here; install JAX"
           " for the GPU (pip install -U 'jax[cuda12]'), or pass --device=cpu."
       )
+    if got["backend"] != "cpu":
+      print(f"JAX runs on {got['backend']!r} here; comparing on the CPU.")
     return resolve_device("cpu")
   if not got["torch_cuda"]:
     raise app.UsageError(

@@ -300,6 +300,10 @@ def test_device_is_resolved_before_any_long_work(monkeypatch):
     peers.resolve_device("gpu")
   assert peers.resolve_device("auto") == ("cpu", "cpu")
   assert os.environ["JAX_PLATFORMS"] == "cpu"  # What the children inherit.
+  monkeypatch.setenv("JAX_PLATFORMS", "")
+  probe({"backend": "tpu", "kind": "TPU v5 lite"})  # PyTorch runs no TPU.
+  assert peers.resolve_device("auto") == ("cpu", "cpu")
+  assert os.environ["JAX_PLATFORMS"] == "cpu"
   probe({"backend": "gpu", "kind": "NVIDIA H200", "torch_cuda": False})
   with pytest.raises(app.UsageError, match="PyTorch here has no CUDA"):
     peers.resolve_device("auto")
