@@ -55,9 +55,14 @@ DEVICE = flags.DEFINE_enum(
 BATCHES = flags.DEFINE_list(
     "batches", None, "VGG batch sizes (default: 128,32 on CPU, 512 on GPU)."
 )
-PASSES = flags.DEFINE_integer("passes", 2, "Rounds over all the children.")
+PASSES = flags.DEFINE_integer(
+    "passes", 2, "Rounds over all the children.", lower_bound=1
+)
 STEPS = flags.DEFINE_integer(
-    "steps", None, "Timed VGG steps per child (default: 12 on CPU, 50 on GPU)."
+    "steps",
+    None,
+    "Timed VGG steps per child (default: 12 on CPU, 50 on GPU).",
+    lower_bound=1,
 )
 PEAK = flags.DEFINE_list(
     "peak_tflops",
@@ -66,6 +71,26 @@ PEAK = flags.DEFINE_list(
     " the MFU column; default: NVIDIA's datasheet figure for known GPUs.",
 )
 ONLY = flags.DEFINE_string("only", "", "Run the rows whose name has this.")
+
+
+def _positive(texts) -> bool:
+  """Whether every text is a positive number."""
+  return all(re.fullmatch(r"\d+(\.\d*)?", t) and float(t) > 0 for t in texts)
+
+
+flags.register_validator(
+    "batches",
+    lambda batches: batches is None
+    or all(b.isdigit() and int(b) > 0 for b in batches),
+    "--batches takes positive whole numbers separated by commas, e.g."
+    " --batches=128,32.",
+)
+flags.register_validator(
+    "peak_tflops",
+    lambda given: given is None or (len(given) == 2 and _positive(given)),
+    "--peak_tflops takes two positive numbers, the GPU's dense TF32 and bf16"
+    " peaks in TFLOP/s, e.g. --peak_tflops=494.7,989.4.",
+)
 WORKER = flags.DEFINE_string("worker", None, "Internal: one child's job.")
 
 # The seeds' VGG, Table 1; the same widths as jaxbp.models.VGG's default.

@@ -3,6 +3,9 @@
 import importlib.util
 import math
 import os
+import pathlib
+import subprocess
+import sys
 import types
 
 import jax
@@ -329,3 +332,24 @@ def test_gpu_step_children_report_time_and_device_memory(dtype):
       spec = f"step:torch:eager:8:{dtype}"
       got = peers.run_worker(spec, device="gpu", steps=2)
       assert got["seconds"] > 0 and got["device_mib"] > 0
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--batches=128,3x", "--batches takes positive whole numbers"),
+        ("--batches=0", "--batches takes positive whole numbers"),
+        ("--peak_tflops=989.4", "--peak_tflops takes two positive numbers"),
+        ("--passes=0", "0 is not a positive integer"),
+    ],
+)
+def test_bad_flags_stop_the_run_before_any_child_with_the_way_out(
+    flag, message
+):
+  command = [sys.executable, "-m", "benchmarks.peers", flag]
+  root = pathlib.Path(__file__).resolve().parent.parent
+  done = subprocess.run(
+      command, capture_output=True, text=True, cwd=root, timeout=60
+  )
+  assert done.returncode != 0
+  assert message in done.stderr and "pass 1" not in done.stdout
