@@ -29,6 +29,13 @@ class ConvBNReLU(nnx.Module):
   2-core AMD EPYC Zen 3: 0.995x and 0.992x).
   ``vjp='autodiff'`` runs the literal forward; in eval mode both normalize
   :math:`z + b` with the running statistics.
+
+  Measured and not kept: BatchNorm and ReLU as one op with one rule, whose
+  backward recomputes ReLU's mask :math:`\gamma \hat{z} + \beta > 0` from
+  the norm's residual :math:`\hat{z}` instead of keeping it. XLA compiled
+  the same temporary memory (54.2 MiB at batch 32, 153.9 at 128) and the
+  same losses; the VGG Adam step took 1.02x the time at both batches
+  (in-process A/B, medians of 30 and 16 pairs, Zen 3).
   """
 
   def __init__(
