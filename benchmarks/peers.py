@@ -188,20 +188,35 @@ def peak_rss_mib() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time_calls(call, steps, warmup=3):
-  """Median seconds of `call()` (which must block until done).
+ROW_BUDGET_S = 60.0  # Per child: timed calls stop past it (with 3 done).
+
+
+def _time_calls(call, steps, warmup=3, budget=ROW_BUDGET_S):
+  """Seconds of each timed `call()` (which must block until done).
+
+  ``warmup`` untimed calls, then ``steps`` timed ones; a slow call cuts both
+  short, so that a row PyTorch emulates (bf16 on a CPU without bf16 units
+  ran at 37 s a step) costs minutes, not a quarter of an hour: the warm-up
+  ends after its second call where that one took more than ``budget / 12``,
+  and the timed calls end once they took ``budget`` seconds together, with
+  at least 3 (or ``steps``, if fewer) done. Their count tells the reader.
 
   Not `benchmarks._timing.median_time`: that imports JAX, which would load
   into the PyTorch children too and add to their peak RSS.
   """
-  for _ in range(warmup):
+  for i in range(warmup):
+    began = time.perf_counter()
     call()
+    if i >= 1 and time.perf_counter() - began > budget / 12:
+      break
   times = []
-  for _ in range(steps):
+  while len(times) < steps:
     began = time.perf_counter()
     call()
     times.append(time.perf_counter() - began)
-  return statistics.median(times)
+    if sum(times) > budget and len(times) >= 3:
+      break
+  return times
 
 
 # ---------------------------------------------------------------- jaxbp side
@@ -506,8 +521,10 @@ def run_worker(spec: str, device: str = "cpu", steps: int = 12) -> dict:
     else:
       call = torch_vgg_step(mode, int(batch), dtype, device)
       memory = torch_device_mib
+    times = _time_calls(call, steps)
     return {
-        "seconds": _time_calls(call, steps),
+        "seconds": statistics.median(times),
+        "timed": len(times),
         "rss_mib": peak_rss_mib(),
         "device_mib": memory(),
     }
@@ -521,7 +538,7 @@ def run_worker(spec: str, device: str = "cpu", steps: int = 12) -> dict:
       layers = jax_layers(int(batch), dtype, vjp)
     out = {}
     for name, fwd, grad in layers:
-      out[name] = [_time_calls(fwd, 5), _time_calls(grad, 5)]
+      out[name] = [statistics.median(_time_calls(f, 5)) for f in (fwd, grad)]
     return out
   if kind == "mlp":
     from benchmarks import numpy_mlp
@@ -556,7 +573,11 @@ def resolve_device(wanted: str) -> tuple[str, str]:
     return "cpu", "cpu"
   got = child("probe", wanted)
   if got is None:
-    raise app.UsageError("benchmarks.peers: JAX did not start in a child.")
+    raise app.UsageError(
+        "benchmarks.peers: the child that finds the device failed (its last"
+        " error line is above); check that python -c 'import jax, torch;"
+        " print(jax.devices())' runs here, or pass --device=cpu."
+    )
   if got["backend"] != "gpu":
     if wanted == "gpu":
       raise app.UsageError(
@@ -671,6 +692,25 @@ def _step_table(best, batches, device="cpu", peaks=None):
   return rows
 
 
+def _cut_short(best, steps):
+  """A line naming the rows whose timed steps were cut short by the time
+  budget (`_time_calls`), with how many ran; none where all ran."""
+  short = [
+      f"{name} at batch {batch}, {dtype} ({got['timed']})"
+      for (name, batch, dtype), got in best.items()
+      if got and got.get("timed", steps) < steps
+  ]
+  if not short:
+    return []
+  return [
+      "",
+      (
+          f"Fewer timed steps than {steps}, as their steps took over"
+          f" {ROW_BUDGET_S:g} s together: {', '.join(short)}."
+      ),
+  ]
+
+
 def _goal_line(batch, dtype, device, ratio, rss):
   if device == "cpu":
     return (
@@ -757,7 +797,8 @@ def _step_text(device, kind, steps, passes, peaks):
       "The seeds' VGG (Table 1, 9.2M parameters) Adam train step on random"
       " 32x32x3 images, each row in its own child process (its machine"
       f" alone; peak RSS its own), median of {steps} timed steps after 3"
-      f" warm-up steps; the {reference} and jaxbp hand-written rows are the"
+      " warm-up steps (fewer where slow, as said below); the"
+      f" {reference} and jaxbp hand-written rows are the"
       f" best of {passes} pass{'es' if passes > 1 else ''} (order reversed"
       " every other pass), the"
       " other rows one pass. PyTorch rows use `torch.optim.Adam`,"
@@ -876,6 +917,7 @@ def main(argv):
       _step_text(device, kind, steps, PASSES.value, peaks),
       "",
       *_step_table(best, batches, device, peaks),
+      *_cut_short(best, steps),
       "",
       *_goals(best, batches, device),
       *layers,

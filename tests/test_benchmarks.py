@@ -353,3 +353,56 @@ def test_bad_flags_stop_the_run_before_any_child_with_the_way_out(
   )
   assert done.returncode != 0
   assert message in done.stderr and "pass 1" not in done.stdout
+
+
+def _clocked_calls(monkeypatch, seconds):
+  """A call whose i-th run takes ``seconds[i]`` on a fake clock; returns the
+  call and the list of runs made."""
+  now, runs = [0.0], []
+  monkeypatch.setattr(peers.time, "perf_counter", lambda: now[0])
+
+  def call():
+    now[0] += seconds[len(runs)]
+    runs.append(now[0])
+
+  return call, runs
+
+
+def test_time_calls_times_every_step_where_they_are_quick(monkeypatch):
+  call, runs = _clocked_calls(monkeypatch, [30.0] + [0.5] * 20)
+  times = peers._time_calls(call, steps=12, warmup=3, budget=60.0)
+  assert times == [0.5] * 12 and len(runs) == 15  # A slow compile is fine.
+
+
+def test_time_calls_cuts_a_slow_rows_warmup_and_steps_short(monkeypatch):
+  call, runs = _clocked_calls(monkeypatch, [40.0] + [37.0] * 20)
+  times = peers._time_calls(call, steps=12, warmup=3, budget=60.0)
+  # Warm-up: the compile and one more; timed: 3 (their sum passed 60 s).
+  assert times == [37.0] * 3 and len(runs) == 5
+  call, runs = _clocked_calls(monkeypatch, [1.0] * 3 + [25.0] * 20)
+  assert peers._time_calls(call, steps=12, warmup=3, budget=60.0) == [25.0] * 3
+  call, runs = _clocked_calls(monkeypatch, [1.0] * 3 + [25.0] * 20)
+  assert peers._time_calls(call, steps=2, warmup=3, budget=60.0) == [25.0] * 2
+
+
+def test_rows_cut_short_are_named_with_their_count():
+  best = {
+      ("PyTorch eager", 128, "bf16"): {"seconds": 37.0, "timed": 3},
+      ("PyTorch eager", 128, "fp32"): {"seconds": 1.0, "timed": 12},
+      ("jaxbp autodiff", 128, "fp32"): None,
+  }
+  assert peers._cut_short(best, 12) == [
+      "",
+      (
+          "Fewer timed steps than 12, as their steps took over 60 s together:"
+          " PyTorch eager at batch 128, bf16 (3)."
+      ),
+  ]
+  del best[("PyTorch eager", 128, "bf16")]
+  assert peers._cut_short(best, 12) == []
+
+
+def test_a_failed_device_probe_names_the_way_out(monkeypatch):
+  monkeypatch.setattr(peers, "child", lambda spec, device: None)
+  with pytest.raises(app.UsageError, match=r"print\(jax.devices\(\)\)' runs"):
+    peers.resolve_device("auto")
