@@ -406,3 +406,32 @@ def test_a_failed_device_probe_names_the_way_out(monkeypatch):
   monkeypatch.setattr(peers, "child", lambda spec, device: None)
   with pytest.raises(app.UsageError, match=r"print\(jax.devices\(\)\)' runs"):
     peers.resolve_device("auto")
+
+
+def test_jax_children_run_under_jaxbps_xla_flags():
+  # jax_on asks JAX for its backend, which starts it: jaxbp must be imported
+  # before, or its XLA:CPU flags never apply to the jaxbp rows.
+  from jaxbp import _xla_flags
+
+  version = _xla_flags._jaxlib_version()
+  want = [f"{f}={v}" for f, v, since in _xla_flags.DEFAULTS if version >= since]
+  code = (
+      "import os; from benchmarks import peers; peers.jax_on('cpu');"
+      " print(os.environ.get('XLA_FLAGS', ''))"
+  )
+  env = {
+      k: v
+      for k, v in os.environ.items()
+      if k not in ("XLA_FLAGS", "JAXBP_XLA_FLAGS")
+  }
+  root = pathlib.Path(__file__).resolve().parent.parent
+  env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
+  done = subprocess.run(
+      [sys.executable, "-c", code],
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert done.stdout.split() == want
