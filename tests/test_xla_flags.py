@@ -151,7 +151,37 @@ def test_apply_keeps_the_users_flags_and_opt_out(monkeypatch):
   assert _xla_flags.apply(off) == [] and "XLA_FLAGS" not in off
   monkeypatch.setattr(_xla_flags, "_backend_started", lambda: True)
   late = {}
-  assert _xla_flags.apply(late) == [] and late == {}
+  with pytest.warns(UserWarning, match="imported after JAX started") as got:
+    assert _xla_flags.apply(late) == [] and late == {}
+  assert f"({ynn} {scheduler} {copies})" in str(got[0].message)
+  assert "JAXBP_XLA_FLAGS=0" in str(got[0].message)
+  # Nothing to warn of: the user opted out or gave every flag, or the CPU
+  # is not JAX's default backend (the flags are for XLA:CPU).
+  assert _xla_flags.apply({"JAXBP_XLA_FLAGS": "0"}) == []
+  assert _xla_flags.apply({"XLA_FLAGS": f"{ynn} {scheduler} {copies}"}) == []
+  monkeypatch.setattr(_xla_flags, "_cpu_is_default", lambda: False)
+  assert _xla_flags.apply({}) == []
+
+
+def test_importing_jaxbp_after_the_backend_started_warns():
+  code = (
+      "import warnings; warnings.simplefilter('error'); import jax;"
+      " jax.devices(); import jaxbp"
+  )
+  full = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  full.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  run = lambda **env: subprocess.run(
+      [sys.executable, "-c", code],
+      env={**full, **env},
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
+  late = run()
+  if SUPPORTED:
+    assert late.returncode != 0
+    assert "imported after JAX started its CPU backend" in late.stderr
+  assert run(JAXBP_XLA_FLAGS="0").returncode == 0
 
 
 @pytest.mark.skipif(not SUPPORTED, reason="jaxlib older than the flags' check")
