@@ -835,14 +835,28 @@ def _step_text(device, kind, steps, passes, peaks):
   )
 
 
-def _layer_rows(batch, device, run):
-  """The per-layer section's lines (empty where its children did not run)."""
+def _layer_passes(batch, run, passes):
+  """Each framework's per-layer [fwd, fwd+bwd] seconds, the least over
+  ``passes`` rounds of its child (order reversed every other round, so a
+  slow spell of the machine does not land on one framework's layers)."""
   got = {}
-  for framework in ("jax", "jax-autodiff", "torch"):
-    spec = f"layers:{framework}:{batch}:fp32"
-    if ONLY.value in spec:
-      print(spec, flush=True)
-      got[framework] = run(spec) or {}
+  frameworks = ("jax", "jax-autodiff", "torch")
+  for p in range(passes):
+    for framework in frameworks if p % 2 == 0 else frameworks[::-1]:
+      spec = f"layers:{framework}:{batch}:fp32"
+      if ONLY.value not in spec:
+        continue
+      print(f"pass {p + 1}: {spec}", flush=True)
+      best = got.setdefault(framework, {})
+      for name, times in (run(spec) or {}).items():
+        old = best.get(name, times)
+        best[name] = [min(a, b) for a, b in zip(old, times, strict=True)]
+  return got
+
+
+def _layer_rows(batch, device, run, passes=1):
+  """The per-layer section's lines (empty where its children did not run)."""
+  got = _layer_passes(batch, run, passes)
   if not (got.get("jax") and got.get("torch")):
     return []
   table = _layer_table(got["jax"], got["torch"], got.get("jax-autodiff"))
@@ -851,11 +865,12 @@ def _layer_rows(batch, device, run):
       "",
       (
           f"Each VGG layer alone on the {device.upper()}, fp32, median of 5"
-          " calls: jaxbp's op (its `choose_impl` pick for convolutions) under"
-          " `jax.jit` against `torch.nn.functional`, and autodiff of the op's"
-          " plain forward (`ops.plain`); fwd+bwd is the forward and the"
-          " gradients of every input (a random cotangent, made once and passed"
-          " in). Ratio > 1: jaxbp faster."
+          f" calls, the least over {passes} pass{'es' if passes > 1 else ''} of"
+          " each framework's child: jaxbp's op (its `choose_impl` pick for"
+          " convolutions) under `jax.jit` against `torch.nn.functional`, and"
+          " autodiff of the op's plain forward (`ops.plain`); fwd+bwd is the"
+          " forward and the gradients of every input (a random cotangent, made"
+          " once and passed in). Ratio > 1: jaxbp faster."
       ),
       "",
       *table,
@@ -907,7 +922,7 @@ def main(argv):
     steps = STEPS.value or setup.steps
   run = functools.partial(child, device=device, steps=steps)
   best = _run_specs(_step_specs(batches, PASSES.value, device), run)
-  layers = _layer_rows(batches[0], device, run)
+  layers = _layer_rows(batches[0], device, run, PASSES.value)
   mlp = _mlp_rows(run) if device == "cpu" and not QUICK.value else []
   import torch
 

@@ -435,3 +435,31 @@ def test_jax_children_run_under_jaxbps_xla_flags():
   )
   assert done.returncode == 0, done.stderr[-2000:]
   assert done.stdout.split() == want
+
+
+def test_layer_passes_keep_each_layers_least_time_and_reverse_order(
+    monkeypatch,
+):
+  monkeypatch.setattr(peers, "ONLY", types.SimpleNamespace(value=""))
+  order, times = [], {
+      "jax": [{"conv": [2.0, 5.0]}, {"conv": [3.0, 4.0]}],
+      "jax-autodiff": [{"conv": [1.0, 9.0]}, None],  # Its 2nd pass failed.
+      "torch": [{"conv": [4.0, 6.0]}, {"conv": [1.0, 7.0]}],
+  }
+
+  def run(spec):
+    framework = spec.split(":")[1]
+    order.append(framework)
+    return times[framework][order.count(framework) - 1]
+
+  got = peers._layer_passes(128, run, passes=2)
+  assert order == ["jax", "jax-autodiff", "torch"] * 1 + [
+      "torch",
+      "jax-autodiff",
+      "jax",
+  ]
+  assert got == {
+      "jax": {"conv": [2.0, 4.0]},
+      "jax-autodiff": {"conv": [1.0, 9.0]},
+      "torch": {"conv": [1.0, 6.0]},
+  }
