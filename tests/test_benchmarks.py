@@ -15,6 +15,7 @@ import pytest
 from absl import app
 
 from benchmarks import numpy_mlp, peers
+from tests.train.conftest import subprocess_env
 
 
 def test_numpy_mlp_peer_backward_matches_autodiff(x64):
@@ -419,16 +420,9 @@ def test_jax_children_run_under_jaxbps_xla_flags():
       "import os; from benchmarks import peers; peers.jax_on('cpu');"
       " print(os.environ.get('XLA_FLAGS', ''))"
   )
-  env = {
-      k: v
-      for k, v in os.environ.items()
-      if k not in ("XLA_FLAGS", "JAXBP_XLA_FLAGS")
-  }
-  root = pathlib.Path(__file__).resolve().parent.parent
-  env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(root))
   done = subprocess.run(
       [sys.executable, "-c", code],
-      env=env,
+      env=subprocess_env(JAX_PLATFORMS="cpu", JAXBP_XLA_FLAGS="1"),
       capture_output=True,
       text=True,
       timeout=120,

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jaxbp import _xla_flags
+from tests.train.conftest import subprocess_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SUPPORTED = _xla_flags._jaxlib_version() >= _xla_flags.DEFAULTS[0][2]
@@ -170,15 +171,9 @@ def test_importing_jaxbp_after_the_backend_started_warns():
       "import warnings; warnings.simplefilter('error'); import jax;"
       " jax.devices(); import jaxbp"
   )
-  env = {
-      k: v
-      for k, v in os.environ.items()
-      if k not in ("XLA_FLAGS", "JAXBP_XLA_FLAGS")
-  }
-  env.update(PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
   late = subprocess.run(
       [sys.executable, "-c", code],
-      env=env,
+      env=subprocess_env(JAX_PLATFORMS="cpu", JAXBP_XLA_FLAGS="1"),
       capture_output=True,
       text=True,
       timeout=120,
